@@ -1,0 +1,25 @@
+"""Shared fixtures: where the benchmark data lives, and skipping when it is absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("DIALAB_DATA", REPO_ROOT.parent / "shared" / "data"))
+DEMO_BOT = REPO_ROOT / "data" / "demo_bot"
+
+
+def shared_data(relative: str) -> Path:
+    """``DATA_DIR / relative``, skipping the test with a clear reason when it is missing."""
+    path = DATA_DIR / relative
+    if not path.exists():
+        pytest.skip(f"benchmark data not found at {path} (set DIALAB_DATA to the shared/data "
+                    "folder)")
+    return path
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return shared_data("")
