@@ -1,0 +1,113 @@
+"""The ``dialab`` command line: ``dialab data validate|stats|convert``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from nlu_models.data.errors import DataError
+from nlu_models.data.loading import FORMATS
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dialab", description="dialab: DIET/TED toolkit")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+    data = commands.add_parser("data", help="inspect, validate and convert training data")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+
+    validate = data_commands.add_parser("validate", help="check data for errors and "
+                                        "inconsistencies (like `rasa data validate`)")
+    validate.add_argument("paths", nargs="+", type=Path, help="bot folders or data files")
+    validate.add_argument("--format", choices=FORMATS, default="auto")
+    validate.add_argument("--fail-on-warnings", action="store_true",
+                          help="exit non-zero on warnings too")
+    validate.set_defaults(run=_validate)
+
+    stats = data_commands.add_parser("stats", help="count examples, intents, stories, ...")
+    stats.add_argument("paths", nargs="+", type=Path)
+    stats.add_argument("--format", choices=FORMATS, default="auto")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.set_defaults(run=_stats)
+
+    convert = data_commands.add_parser("convert", help="convert data to Rasa YAML 3.1")
+    convert.add_argument("path", type=Path)
+    convert.add_argument("out", type=Path, help="a .yml file (all sections in one file) or a "
+                         "folder (domain.yml, data/nlu.yml, data/stories.yml, data/rules.yml, "
+                         "tests/...)")
+    convert.add_argument("--format", choices=FORMATS, default="auto")
+    convert.add_argument("--to", choices=["rasa-yaml"], default="rasa-yaml")
+    convert.set_defaults(run=_convert)
+    return parser
+
+
+def _validate(args) -> int:
+    from dialogue_models.project import load_bot
+    from dialogue_models.validation import validate_bot
+
+    bot = load_bot(args.paths, args.format, collect_errors=True)
+    issues = validate_bot(bot)
+    errors = [i for i in issues if i.level == "error"]
+    warnings = [i for i in issues if i.level == "warning"]
+    for issue in errors + warnings:
+        print(issue, file=sys.stderr if issue.level == "error" else sys.stdout)
+    verdict = "failed" if errors or (warnings and args.fail_on_warnings) else "passed"
+    print(f"validation {verdict}: {len(bot.files)} files, {len(errors)} errors, "
+          f"{len(warnings)} warnings")
+    return 1 if verdict == "failed" else 0
+
+
+def _stats(args) -> int:
+    from dialogue_models.project import bot_stats, load_bot
+
+    stats = bot_stats(load_bot(args.paths, args.format))
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=", ".join(map(str, args.paths)), show_header=False)
+    for key, value in stats.items():
+        if key != "examples_per_intent":
+            table.add_row(key.replace("_", " "), str(value))
+    console = Console()
+    console.print(table)
+    per_intent = Table("intent", "examples", title="examples per intent")
+    for intent, count in sorted(stats["examples_per_intent"].items(), key=lambda kv: -kv[1]):
+        per_intent.add_row(intent, str(count))
+    console.print(per_intent)
+    return 0
+
+
+def _convert(args) -> int:
+    from dialogue_models.convert import write_rasa_yaml
+    from dialogue_models.project import load_bot
+
+    written = write_rasa_yaml(load_bot(args.path, args.format), args.out)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # the CLI never ends in a bare traceback
+        if args.debug:
+            traceback.print_exc()
+        print(f"internal error: {type(err).__name__}: {err} (run `dialab --debug ...` for the "
+              "traceback and report it)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
