@@ -18,7 +18,7 @@ from dialogue_models.domain_slots import (Form, MappingCondition, Slot, SlotMapp
 from nlu_models.data.errors import DataError, SourceLocation
 from nlu_models.data.files import read_text
 from nlu_models.data.rasa_yaml import WRITE_VERSION, dump_yaml
-from nlu_models.data.yaml_io import LineDict, LineList, parse_yaml
+from nlu_models.data.yaml_io import LineDict, LineList, parse_yaml, to_plain
 
 __all__ = ["Domain", "IntentSpec", "EntitySpec", "Slot", "SlotMapping", "MappingCondition", "Form",
            "SessionConfig", "domain_from_yaml", "read_domain", "read_domain_yaml", "domain_to_yaml",
@@ -344,17 +344,9 @@ def _responses(doc: LineDict, file) -> dict[str, list[dict[str, Any]]]:
                 raise DataError(f"variation {index + 1} of response '{name}' has no text, "
                                 "custom, image, buttons or attachment", file,
                                 variations.line_of(index), hint="add '- text: ...'")
-        responses[str(name)] = [_plain(v) for v in variations]
+        responses[str(name)] = [to_plain(v) for v in variations]
     return responses
 
-
-def _plain(value: Any) -> Any:
-    """LineDict/LineList → dict/list (line numbers are not part of a response)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _actions(items: LineList, file) -> tuple[list[str], dict[str, dict[str, Any]]]:
@@ -364,7 +356,7 @@ def _actions(items: LineList, file) -> tuple[list[str], dict[str, dict[str, Any]
         _no_duplicate(name, seen, "action", file, items.line_of(index))
         actions.append(name)
         if props:
-            options[name] = _plain(props)
+            options[name] = to_plain(props)
     return actions, options
 
 

@@ -17,7 +17,7 @@ from nlu_models.data.errors import DataError, SourceLocation
 from nlu_models.data.files import read_text
 from nlu_models.data.rasa_markdown import is_markdown_nlu
 from nlu_models.data.rasa_yaml import WRITE_VERSION, dump_yaml
-from nlu_models.data.yaml_io import LineDict, read_yaml
+from nlu_models.data.yaml_io import LineDict, read_yaml, to_plain
 
 __all__ = ["FILLED", "ActionStep", "ActiveLoop", "Checkpoint", "OrStep", "Rule", "SlotWasSet",
            "Step", "Story", "StoryData", "StoryEntity", "UserStep", "parse_markdown_stories",
@@ -113,15 +113,8 @@ def _metadata(item: LineDict, file) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise DataError("metadata must be a mapping", file, item.line_of("metadata"),
                         hint="write metadata: {key: value}")
-    return _plain(metadata)
+    return to_plain(metadata)
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _steps(item: LineDict, name: str, kind: str, file) -> list[Step]:
@@ -254,7 +247,7 @@ def _slot_pairs(items: Any, file, line) -> list[tuple[str, Any]]:
         if isinstance(item, str):
             pairs.append((item, FILLED))
         elif isinstance(item, dict) and item:
-            pairs += [(str(k), _plain(v)) for k, v in item.items()]
+            pairs += [(str(k), to_plain(v)) for k, v in item.items()]
         else:
             raise DataError(f"a slot_was_set item must be '- slot: value' or '- slot', not "
                             f"'{item}'", file, getattr(items, "line_of", lambda i: line)(index),

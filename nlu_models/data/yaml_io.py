@@ -112,3 +112,12 @@ def parse_yaml(text: str, file: str | Path = "<string>") -> Any:
 def read_yaml(path: str | Path) -> Any:
     """Read a YAML file (UTF-8) with line numbers."""
     return parse_yaml(read_text(path), path)
+
+
+def to_plain(value: Any) -> Any:
+    """LineDict/LineList (recursively) → plain dict/list, for data kept beyond parsing."""
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    return value

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import textwrap
 from pathlib import Path
 
@@ -12,20 +11,12 @@ from dialogue_models.domain import (Domain, EntitySpec, IntentSpec, MappingCondi
                                     SlotMapping, domain_from_yaml, domain_to_yaml, read_domain)
 from nlu_models.data.errors import DataError
 from nlu_models.data.yaml_io import parse_yaml
+from tests.conftest import shared_data as data_path
 
-DATA = Path(os.environ.get("DIALAB_DATA",
-                           Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 RASA_BOTS = ["carbon-bot", "financial-demo", "helpdesk-assistant"] + [
     f"rasa-examples/{name}" for name in ("breakoutbot", "concertbot", "e2ebot", "formbot",
                                          "knowledgebasebot", "moodbot", "reminderbot",
                                          "responseselectorbot", "rules")]
-
-
-def data_path(relative: str) -> Path:
-    path = DATA / relative
-    if not path.exists():
-        pytest.skip(f"shared data not found at {path} (set DIALAB_DATA to the shared/data folder)")
-    return path
 
 
 @functools.lru_cache(maxsize=None)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import textwrap
 from pathlib import Path
 
@@ -16,9 +15,8 @@ from dialogue_models.stories import (FILLED, ActionStep, ActiveLoop, Checkpoint,
 from dialogue_models.stories_markdown import parse_markdown_stories
 from nlu_models.data.errors import DataError
 from nlu_models.data.yaml_io import parse_yaml
+from tests.conftest import shared_data as data_path
 
-DATA = Path(os.environ.get("DIALAB_DATA",
-                           Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 
 # Stories / rules per bot, over every YAML file of the bot (training and test stories), counted
 # independently of this reader with:
@@ -57,13 +55,6 @@ TED_SUB_COUNTS = {
     "test/simulated_hotel_test3.md": (1, 2, 3),
     "attn_plot.md": (1, None, None),
 }
-
-
-def data_path(relative: str) -> Path:
-    path = DATA / relative
-    if not path.exists():
-        pytest.skip(f"shared data not found at {path} (set DIALAB_DATA to the shared/data folder)")
-    return path
 
 
 def story_files(bot: Path) -> list[Path]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -19,17 +18,7 @@ from nlu_models.data.benchmarks import (
 from nlu_models.data.errors import DataError
 from nlu_models.data.schema import EntitySpan
 from nlu_models.tokenize import bilou_tags, bio_tags, spans_from_tags, split_whitespace
-
-DATA_DIR = Path(os.environ.get("DIALAB_DATA",
-                               Path(__file__).resolve().parents[2].parent / "shared" / "data"))
-
-
-def data_path(relative: str) -> Path:
-    path = DATA_DIR / relative
-    if not path.exists():
-        pytest.skip(f"benchmark data not found at {path} (set DIALAB_DATA to the shared/data "
-                    "folder)")
-    return path
+from tests.conftest import shared_data as data_path
 
 
 def write_jointbert(folder: Path, seq_in: str, seq_out: str, label: str) -> Path:

@@ -18,17 +18,7 @@ from nlu_models.data.hf import (
     train_test_split,
 )
 from nlu_models.data.schema import EntitySpan, LookupTable, Message, NLUData
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("DIALAB_DATA", REPO_ROOT.parent / "shared" / "data"))
-
-
-def data_path(relative: str) -> Path:
-    path = DATA_DIR / relative
-    if not path.exists():
-        pytest.skip(f"benchmark data not found at {path} (set DIALAB_DATA to the shared/data "
-                    "folder)")
-    return path
+from tests.conftest import REPO_ROOT, shared_data as data_path
 
 
 @pytest.fixture
