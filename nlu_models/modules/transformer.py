@@ -1,0 +1,249 @@
+"""Rasa's pre-LayerNorm transformer encoder, with optional Shaw et al. (2018) relative attention.
+
+Order of operations in :class:`TransformerEncoder` (reference §1.3 (e)): input projection →
+``× sqrt(units)`` → sinusoidal absolute positions (always) → dropout → pre-LN layers → final
+LayerNorm. The caller applies the final GELU. Padded keys get ``-1e9`` added to their attention
+logits, so padded positions never influence real ones. Extra legend: ``R`` = number of relative
+distances (``2·max + 1``, or ``max + 1`` when unidirectional), ``D = E / H`` the head size.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, overload
+
+import torch
+from torch import Tensor, nn
+
+from nlu_models.modules.dense import RandomlyConnectedDense
+
+NEG_INF = -1e9
+
+
+def sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> Tensor:
+    """Vaswani et al. positions, ``(length, dim)``: sin on even features, cos on odd ones."""
+    position = torch.arange(length, dtype=torch.float32, device=device)[:, None]  # (T, 1)
+    pair = torch.arange(0, dim, 2, dtype=torch.float32, device=device)  # (ceil(E/2),)
+    angles = position / torch.pow(10000.0, pair / dim)  # (T, ceil(E/2))
+    table = torch.zeros(length, dim, device=device)
+    table[:, 0::2] = torch.sin(angles)
+    table[:, 1::2] = torch.cos(angles[:, : dim // 2])
+    return table  # (T, E)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head self-attention with padding / causal masks and optional relative positions.
+
+    Q, K, V are :class:`RandomlyConnectedDense` without bias, the output projection has a bias;
+    ``density`` applies to all four. Relative positions (Shaw et al. 2018): per-head embeddings
+    of the distance ``j − i`` clipped to ``[−max, max]`` (``[−max, 0]`` when unidirectional) are
+    added to the keys in the logits and/or to the values in the weighted sum. Attention dropout
+    acts on the probabilities (Rasa instead adds ``-1e9`` to random logits).
+    """
+
+    def __init__(
+        self,
+        units: int,
+        num_heads: int,
+        attention_dropout: float = 0.0,
+        density: float = 1.0,
+        unidirectional: bool = False,
+        use_key_relative_position: bool = False,
+        use_value_relative_position: bool = False,
+        max_relative_position: int = 5,
+    ) -> None:
+        super().__init__()
+        if units % num_heads != 0:
+            raise ValueError(f"units ({units}) must be divisible by num_heads ({num_heads})")
+        if max_relative_position < 1:
+            raise ValueError(f"max_relative_position must be >= 1, got {max_relative_position}")
+        self.units, self.num_heads, self.head_size = units, num_heads, units // num_heads
+        self.unidirectional = unidirectional
+        self.max_relative_position = max_relative_position
+        self.query = RandomlyConnectedDense(units, units, bias=False, density=density)
+        self.key = RandomlyConnectedDense(units, units, bias=False, density=density)
+        self.value = RandomlyConnectedDense(units, units, bias=False, density=density)
+        self.output = RandomlyConnectedDense(units, units, bias=True, density=density)
+        self.dropout = nn.Dropout(attention_dropout)
+        num_distances = max_relative_position + 1
+        if not unidirectional:
+            num_distances += max_relative_position
+        self.key_relative = self._relative_table(use_key_relative_position, num_distances)
+        self.value_relative = self._relative_table(use_value_relative_position, num_distances)
+
+    def _relative_table(self, used: bool, num_distances: int) -> nn.Parameter | None:
+        if not used:
+            return None
+        table = torch.empty(self.num_heads, num_distances, self.head_size)  # (H, R, D)
+        return nn.Parameter(nn.init.xavier_uniform_(table))
+
+    def _relative_index(self, length: int, device: torch.device) -> Tensor:
+        """Index into the relative tables of the clipped distance ``j − i``, ``(T, T)``."""
+        pos = torch.arange(length, device=device)
+        distance = pos[None, :] - pos[:, None]  # (T, T)
+        high = 0 if self.unidirectional else self.max_relative_position
+        return distance.clamp(-self.max_relative_position, high) + self.max_relative_position
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.num_heads, self.head_size).transpose(1, 2)  # (B, H, T, D)
+
+    def forward(self, x: Tensor, pad_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x (B, T, E)``, ``pad_mask (B, T)`` True = real → ``(B, T, E)``, ``(B, H, T, T)``."""
+        b, t, _ = x.shape
+        q = self._split_heads(self.query(x)) / math.sqrt(self.head_size)  # (B, H, T, D)
+        k = self._split_heads(self.key(x))  # (B, H, T, D)
+        v = self._split_heads(self.value(x))  # (B, H, T, D)
+
+        logits = q @ k.transpose(-2, -1)  # (B, H, T, T)
+        relative = None
+        if self.key_relative is not None or self.value_relative is not None:
+            relative = self._relative_index(t, x.device).expand(b, self.num_heads, t, t)
+        if self.key_relative is not None:
+            by_distance = q @ self.key_relative.transpose(-2, -1)  # (B, H, T, R)
+            logits = logits + by_distance.gather(-1, relative)  # (B, H, T, T)
+        if pad_mask is not None:
+            logits = logits + (~pad_mask.bool())[:, None, None, :] * NEG_INF  # (B, H, T, T)
+        if self.unidirectional:
+            future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)  # (T, T)
+            logits = logits + future * NEG_INF
+
+        weights = logits.softmax(dim=-1)  # (B, H, T, T)
+        probs = self.dropout(weights)
+        out = probs @ v  # (B, H, T, D)
+        if self.value_relative is not None:
+            # sum the probabilities that fall on each clipped distance, then mix the embeddings
+            by_distance = probs.new_zeros(b, self.num_heads, t, self.value_relative.shape[1])
+            by_distance.scatter_add_(-1, relative, probs)  # (B, H, T, R)
+            out = out + by_distance @ self.value_relative  # (B, H, T, D)
+        out = out.transpose(1, 2).reshape(b, t, self.units)  # (B, T, E)
+        return self.output(out), weights  # (B, T, E), (B, H, T, T)
+
+    def extra_repr(self) -> str:
+        return (
+            f"units={self.units}, num_heads={self.num_heads}, "
+            f"unidirectional={self.unidirectional}, "
+            f"key_relative={self.key_relative is not None}, "
+            f"value_relative={self.value_relative is not None}, "
+            f"max_relative_position={self.max_relative_position}"
+        )
+
+
+class TransformerEncoderLayer(nn.Module):
+    """Pre-LN layer: ``x + Dropout(MHA(LN(x)))``, then ``x + FFN(x)`` with
+    ``FFN = LN → Dense(ffn_units) → GELU → Dropout → Dense(units) → Dropout``."""
+
+    def __init__(
+        self,
+        units: int,
+        num_heads: int,
+        ffn_units: int | None = None,
+        dropout: float = 0.2,
+        attention_dropout: float = 0.0,
+        density: float = 0.2,
+        unidirectional: bool = False,
+        use_key_relative_position: bool = False,
+        use_value_relative_position: bool = False,
+        max_relative_position: int = 5,
+    ) -> None:
+        super().__init__()
+        ffn_units = 4 * units if ffn_units is None else ffn_units
+        self.attention_norm = nn.LayerNorm(units, eps=1e-6)
+        self.attention = MultiHeadAttention(
+            units,
+            num_heads,
+            attention_dropout=attention_dropout,
+            density=density,
+            unidirectional=unidirectional,
+            use_key_relative_position=use_key_relative_position,
+            use_value_relative_position=use_value_relative_position,
+            max_relative_position=max_relative_position,
+        )
+        self.attention_dropout = nn.Dropout(dropout)
+        self.feed_forward = nn.Sequential(
+            nn.LayerNorm(units, eps=1e-6),
+            RandomlyConnectedDense(units, ffn_units, density=density),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            RandomlyConnectedDense(ffn_units, units, density=density),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: Tensor, pad_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        attended, weights = self.attention(self.attention_norm(x), pad_mask)  # (B, T, E)
+        x = x + self.attention_dropout(attended)  # (B, T, E)
+        x = x + self.feed_forward(x)  # (B, T, E)
+        return x, weights  # (B, T, E), (B, H, T, T)
+
+
+class TransformerEncoder(nn.Module):
+    """Rasa's ``TransformerEncoder``; ``num_layers == 0`` makes it the identity.
+
+    ``forward(x (B, T, input_features), pad_mask (B, T) bool, True = real) → (B, T, units)``;
+    with ``return_attention=True`` also the per-layer attention weights ``[(B, H, T, T)]``.
+    """
+
+    def __init__(
+        self,
+        input_features: int,
+        num_layers: int = 2,
+        units: int = 256,
+        num_heads: int = 4,
+        ffn_units: int | None = None,
+        dropout: float = 0.2,
+        attention_dropout: float = 0.0,
+        density: float = 0.2,
+        unidirectional: bool = False,
+        use_key_relative_position: bool = False,
+        use_value_relative_position: bool = False,
+        max_relative_position: int = 5,
+    ) -> None:
+        super().__init__()
+        if num_layers < 0:
+            raise ValueError(f"num_layers must be >= 0, got {num_layers}")
+        self.num_layers, self.units = num_layers, units
+        self.out_features = units if num_layers > 0 else input_features
+        if num_layers == 0:
+            return
+        self.input_projection = RandomlyConnectedDense(input_features, units, density=density)
+        self.input_dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            TransformerEncoderLayer(
+                units,
+                num_heads,
+                ffn_units=ffn_units,
+                dropout=dropout,
+                attention_dropout=attention_dropout,
+                density=density,
+                unidirectional=unidirectional,
+                use_key_relative_position=use_key_relative_position,
+                use_value_relative_position=use_value_relative_position,
+                max_relative_position=max_relative_position,
+            )
+            for _ in range(num_layers)
+        )
+        self.final_norm = nn.LayerNorm(units, eps=1e-6)
+
+    @overload
+    def forward(
+        self, x: Tensor, pad_mask: Tensor | None = ..., return_attention: Literal[False] = ...
+    ) -> Tensor: ...
+
+    @overload
+    def forward(
+        self, x: Tensor, pad_mask: Tensor | None, return_attention: Literal[True]
+    ) -> tuple[Tensor, list[Tensor]]: ...
+
+    def forward(
+        self, x: Tensor, pad_mask: Tensor | None = None, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        attention: list[Tensor] = []
+        if self.num_layers > 0:
+            t = x.shape[1]
+            x = self.input_projection(x) * math.sqrt(self.units)  # (B, T, E)
+            x = x + sinusoidal_positions(t, self.units, x.device).to(x.dtype)  # (B, T, E)
+            x = self.input_dropout(x)
+            for layer in self.layers:
+                x, weights = layer(x, pad_mask)  # (B, T, E), (B, H, T, T)
+                attention.append(weights)
+            x = self.final_norm(x)  # (B, T, E)
+        return (x, attention) if return_attention else x
