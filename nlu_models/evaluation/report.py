@@ -1,0 +1,225 @@
+"""One call that writes a run's NLU reports, and the mean ± sd over runs.
+
+:func:`evaluate_nlu` writes into ``out_dir`` (ARCHITECTURE.md, "Run outputs")::
+
+    summary.json                 meta + headline metrics (keys that do not apply are omitted)
+    intent_report.json           Rasa's shape, ``{}`` without gold intents
+    entity_report.json           {"exact_span", "token_level", "roles"?, "groups"?, "lenient"?}
+    errors.json                  {"intent_errors": [...], "entity_errors": [...]}
+    intent_confusion_matrix.png  intent_histogram.png   (with intents and ``plots``)
+    entity_confusion_matrix.png  token labels, as Rasa's DIETClassifier one (with entities)
+    report.md                    the human summary
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from nlu_models.data.schema import Message
+from nlu_models.evaluation.entities import (entity_errors, entity_span_report,
+                                            entity_token_report, lenient_entity_scores,
+                                            predicted_spans, token_labels)
+from nlu_models.evaluation.intents import (check_aligned, intent_errors, intent_pairs,
+                                           intent_report)
+from nlu_models.evaluation.plots import plot_confidence_histogram, plot_confusion_matrix
+from nlu_models.tokenize import WhitespaceTokenizer
+
+INTENT_MATRIX = "intent_confusion_matrix.png"
+INTENT_HISTOGRAM = "intent_histogram.png"
+ENTITY_MATRIX = "entity_confusion_matrix.png"
+
+
+def evaluate_nlu(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
+                 out_dir: str | Path, meta: Mapping[str, Any], *, lenient: bool = False,
+                 plots: bool = True) -> dict[str, Any]:
+    """Score ``preds`` (Rasa parse results, one per gold message) and write the reports.
+
+    Returns the summary: ``meta`` first, then ``n_examples``, the intent keys when some gold
+    message has an intent, the entity keys when any gold or predicted entity exists
+    (``role_f1`` / ``group_f1`` only when roles / groups occur, ``entity_lenient_f1`` only
+    with ``lenient``).
+    """
+    check_aligned(gold, preds)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {**meta, "n_examples": len(gold)}
+
+    intents = intent_report(gold, preds)
+    if intents:
+        summary["intent_accuracy"] = intents["accuracy"]
+        summary["intent_macro_f1"] = intents["macro avg"]["f1-score"]
+        summary["intent_weighted_f1"] = intents["weighted avg"]["f1-score"]
+
+    entities = _entity_reports(gold, preds, lenient)
+    if entities:
+        exact = entities["exact_span"]["micro avg"]
+        summary["entity_f1"] = exact["f1-score"]
+        summary["entity_precision"] = exact["precision"]
+        summary["entity_recall"] = exact["recall"]
+        summary["entity_token_f1"] = entities["token_level"]["micro avg"]["f1-score"]
+        for key, name in (("lenient", "entity_lenient_f1"), ("roles", "role_f1"),
+                          ("groups", "group_f1")):
+            if key in entities:
+                report = entities[key]
+                summary[name] = report.get("micro avg", report)["f1-score"]
+
+    errors = {"intent_errors": intent_errors(gold, preds),
+              "entity_errors": entity_errors(gold, preds)}
+    images = _plot(gold, preds, out, bool(intents), bool(entities)) if plots else []
+    for name, content in (("summary.json", summary), ("intent_report.json", intents),
+                          ("entity_report.json", entities), ("errors.json", errors)):
+        (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False, default=str)
+                                + "\n", encoding="utf-8")
+    (out / "report.md").write_text(_markdown(summary, intents, entities, errors, images),
+                                   encoding="utf-8")
+    return summary
+
+
+def aggregate_summaries(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean and sample sd (ddof=1; 0 for one run) of every numeric key over runs (folds, seeds).
+
+    Numeric keys become ``{"mean", "sd", "n", "values"}`` (``n`` counts the runs that have the
+    key); other keys are kept when every run has the same value, dropped otherwise.
+    """
+    keys = list(dict.fromkeys(k for s in summaries for k in s))
+    aggregated: dict[str, Any] = {}
+    for key in keys:
+        present = [s[key] for s in summaries if key in s]
+        if all(_is_number(v) for v in present):
+            values = [float(v) for v in present]
+            aggregated[key] = {"mean": statistics.fmean(values),
+                               "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                               "n": len(values), "values": values}
+        elif len(present) == len(summaries) and all(v == present[0] for v in present):
+            aggregated[key] = present[0]
+    return aggregated
+
+
+def format_mean_sd(agg: Mapping[str, Any], key: str, scale: float = 100, digits: int = 2) -> str:
+    """``"98.71 ± 0.12"`` for an :func:`aggregate_summaries` entry, scaled (percent by default)."""
+    if key not in agg or not isinstance(agg[key], Mapping):
+        raise KeyError(f"no aggregated metric {key!r}; have {sorted(agg)}")
+    entry = agg[key]
+    return f"{entry['mean'] * scale:.{digits}f} ± {entry['sd'] * scale:.{digits}f}"
+
+
+# ---- pieces ------------------------------------------------------------------------------------
+def _entity_reports(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
+                    lenient: bool) -> dict[str, Any]:
+    predicted = [predicted_spans(p) for p in preds]
+    spans = [s for m in gold for s in m.entities] + [s for p in predicted for s in p]
+    if not spans:
+        return {}
+    reports: dict[str, Any] = {"exact_span": entity_span_report(gold, preds),
+                               "token_level": entity_token_report(gold, preds)}
+    if any(s.role is not None for s in spans):
+        reports["roles"] = entity_span_report(gold, preds, attribute="role")
+    if any(s.group is not None for s in spans):
+        reports["groups"] = entity_span_report(gold, preds, attribute="group")
+    if lenient:
+        reports["lenient"] = lenient_entity_scores(gold, preds)
+    return reports
+
+
+def _plot(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]], out: Path,
+          intents: bool, entities: bool) -> list[tuple[str, str]]:
+    images = []
+    if intents:
+        pairs = intent_pairs(gold, preds)
+        plot_confusion_matrix([g for _, g, _, _ in pairs], [p for _, _, p, _ in pairs],
+                              out / INTENT_MATRIX, title="Intent confusion matrix")
+        plot_confidence_histogram([c for _, g, p, c in pairs if g == p],
+                                  [c for _, g, p, c in pairs if g != p], out / INTENT_HISTOGRAM,
+                                  title="Intent prediction confidence distribution")
+        images += [("Intent confusion matrix", INTENT_MATRIX),
+                   ("Intent confidence histogram", INTENT_HISTOGRAM)]
+    if entities:
+        tokenizer = WhitespaceTokenizer()
+        y_true, y_pred = [], []
+        for message, pred in zip(gold, preds):
+            tokens = tokenizer.tokenize(message.text)
+            y_true += token_labels(tokens, message.entities)
+            y_pred += token_labels(tokens, predicted_spans(pred))
+        plot_confusion_matrix(y_true, y_pred, out / ENTITY_MATRIX,
+                              title="Entity confusion matrix (token labels)")
+        images.append(("Entity confusion matrix (token labels)", ENTITY_MATRIX))
+    return images
+
+
+def _markdown(summary: Mapping[str, Any], intents: Mapping[str, Any],
+              entities: Mapping[str, Any], errors: Mapping[str, list],
+              images: Sequence[tuple[str, str]]) -> str:
+    title = " / ".join(str(summary[k]) for k in ("task", "dataset", "split") if k in summary)
+    metrics = {k: v for k, v in summary.items() if _is_metric(k, v)}
+    facts = {k: v for k, v in summary.items() if k not in metrics}
+    lines = [f"# NLU evaluation{': ' + title if title else ''}", "", "| run | |", "| --- | --- |"]
+    lines += [f"| {key} | {value} |" for key, value in facts.items()]
+    lines += ["", "## Headline metrics", "", "| metric | % |", "| --- | --- |"]
+    lines += [f"| {key} | {value * 100:.2f} |" for key, value in metrics.items()]
+    lines += ["", "`entity_f1` is exact-span micro F1 (seqeval strict, BILOU); "
+              "`entity_token_f1` is Rasa's token-level micro F1 (`rasa test nlu`)."]
+    if intents:
+        lines += ["", "## Worst intents (by F1)", "",
+                  "| intent | precision | recall | F1 | support | confused with |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for name, row in _worst(intents, 10):
+            confused = ", ".join(f"{k} ({v})" for k, v in row.get("confused_with", {}).items())
+            lines.append(f"| {name} | {_pct(row['precision'])} | {_pct(row['recall'])} | "
+                         f"{_pct(row['f1-score'])} | {row['support']} | {confused or '-'} |")
+    if entities:
+        lines += ["", "## Worst entity types (exact span, by F1)", "",
+                  "| entity | precision | recall | F1 | support |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name, row in _worst(entities["exact_span"], 10):
+            lines.append(f"| {name} | {_pct(row['precision'])} | {_pct(row['recall'])} | "
+                         f"{_pct(row['f1-score'])} | {row['support']} |")
+    lines += _error_examples(errors)
+    if images:
+        lines += ["", "## Plots", ""] + [f"![{alt}]({file})" for alt, file in images]
+    return "\n".join(lines) + "\n"
+
+
+def _error_examples(errors: Mapping[str, list], n: int = 5) -> list[str]:
+    lines = ["", "## Example errors", "",
+             f"{len(errors['intent_errors'])} intent errors, "
+             f"{len(errors['entity_errors'])} messages with entity errors (all in errors.json)."]
+    if errors["intent_errors"]:
+        lines += ["", "Most confident intent errors:", ""]
+        for e in errors["intent_errors"][:n]:
+            predicted = e["intent_prediction"]
+            lines.append(f"- \"{e['text']}\": {e['intent']} → {predicted['name']} "
+                         f"({predicted['confidence']:.2f})")
+    if errors["entity_errors"]:
+        lines += ["", "Entity errors:", ""]
+        for e in errors["entity_errors"][:n]:
+            lines.append(f"- \"{e['text']}\": gold {_spans(e['text'], e['entities'])}, "
+                         f"predicted {_spans(e['text'], e['predicted_entities'])}")
+    return lines
+
+
+def _spans(text: str, spans: Sequence[Mapping[str, Any]]) -> str:
+    shown = []
+    for span in spans:
+        label = ".".join(str(span[k]) for k in ("entity", "group", "role") if span.get(k))
+        shown.append(f"[{text[span['start']:span['end']]}]({label})")
+    return " ".join(shown) if shown else "none"
+
+
+def _worst(report: Mapping[str, Any], n: int) -> list[tuple[str, Mapping[str, Any]]]:
+    rows = [(k, v) for k, v in report.items()
+            if isinstance(v, Mapping) and not k.endswith(" avg")]
+    return sorted(rows, key=lambda kv: (kv[1]["f1-score"], -kv[1]["support"], kv[0]))[:n]
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_metric(key: str, value: Any) -> bool:
+    return isinstance(value, float) and key.endswith(("_f1", "_accuracy", "_precision", "_recall"))
