@@ -164,22 +164,30 @@ def spans_from_tags(tokens: Sequence[Token], tags: Sequence[str], text: str,
     _check_scheme(scheme)
     if len(tokens) != len(tags):
         raise ValueError(f"{len(tokens)} tokens but {len(tags)} tags")
-    runs: list[tuple[int, int, str]] = []  # (first token, last token, label)
+    return [EntitySpan(start=tokens[a].start, end=tokens[b].end,
+                       value=text[tokens[a].start:tokens[b].end], entity=label)
+            for a, b, label in tag_runs(tags)]
+
+
+def tag_runs(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """``(first token, last token, label)`` of each entity in ``tags``, read leniently.
+
+    ``I-``/``L-`` without a preceding ``B-``/``I-`` of the same label starts a new entity; a label
+    change always starts one. ``L-`` and ``U-`` close the entity they belong to.
+    """
+    runs: list[tuple[int, int, str]] = []
     open_run = False
     for i, tag in enumerate(tags):
         prefix, label = parse_tag(tag)
         if label is None:
             open_run = False
             continue
-        continues = open_run and prefix in ("I", "L") and runs[-1][2] == label
-        if continues:
+        if open_run and prefix in ("I", "L") and runs[-1][2] == label:
             runs[-1] = (runs[-1][0], i, label)
         else:
             runs.append((i, i, label))
         open_run = prefix in ("B", "I")
-    return [EntitySpan(start=tokens[a].start, end=tokens[b].end,
-                       value=text[tokens[a].start:tokens[b].end], entity=label)
-            for a, b, label in runs]
+    return runs
 
 
 def _check_scheme(scheme: str) -> None:

@@ -5,6 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tiny tensors: one thread avoids oversubscribing the 2 CI cores (and is faster here).
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("DIALAB_DATA", REPO_ROOT.parent / "shared" / "data"))

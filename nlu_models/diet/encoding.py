@@ -1,0 +1,89 @@
+"""Examples as arrays and padded batches: the bridge between fitted featurizers and
+:class:`~nlu_models.diet.model.DIETInputs`. No Lightning here, so inference can use it too."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from nlu_models.data.schema import Message
+from nlu_models.diet.labels import HEADS, DIETLabels
+from nlu_models.diet.model import DIETInputs
+from nlu_models.featurize import FeaturizerPipeline, MessageFeatures
+
+
+@dataclass
+class EncodedExample:
+    message: Message
+    features: MessageFeatures
+    intent_id: int                       # -1 when unknown
+    tags: dict[str, np.ndarray]          # head → (T,) tag ids
+
+
+def encode_examples(messages: Sequence[Message], pipeline: FeaturizerPipeline,
+                    labels: DIETLabels, show_progress: bool = False) -> list[EncodedExample]:
+    features = pipeline.transform_many(list(messages), show_progress=show_progress)
+    encoded = []
+    for message, feats in zip(messages, features):
+        tags = {head: np.asarray(labels.tag_ids(message, feats.tokens, head), dtype=np.int64)
+                for head in HEADS if labels.names(head)}
+        encoded.append(EncodedExample(message, feats, labels.intent_id(message.intent), tags))
+    return encoded
+
+
+def collate(examples: Sequence[EncodedExample]) -> DIETInputs:
+    """Pad a list of examples into one :class:`DIETInputs` (tokens to the longest example,
+    sparse bags to the largest bag)."""
+    batch = len(examples)
+    lengths = [len(e.features.tokens) for e in examples]
+    width = max(max(lengths), 1)
+    mask = torch.zeros(batch, width, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        mask[b, :n] = True
+    inputs = DIETInputs(mask=mask)
+    first = examples[0].features
+    # sparse bags are always built (all-padding when a pipeline has no sparse featurizer);
+    # the model ignores them when it has no sparse input
+    inputs.seq_ids, inputs.seq_values = _pad_seq_bags(examples, width)
+    inputs.sent_ids, inputs.sent_values = _pad_sent_bags(examples)
+    if first.seq_dense is not None:
+        dim = first.seq_dense.shape[-1]
+        seq_dense = torch.zeros(batch, width, dim)
+        for b, e in enumerate(examples):
+            seq_dense[b, :lengths[b]] = torch.from_numpy(e.features.seq_dense[:lengths[b]])
+        inputs.seq_dense = seq_dense
+        inputs.sent_dense = torch.from_numpy(np.stack([e.features.sent_dense for e in examples]))
+    inputs.intent_ids = torch.tensor([e.intent_id for e in examples], dtype=torch.long)
+    for head in HEADS:
+        if head in examples[0].tags:
+            tags = torch.zeros(batch, width, dtype=torch.long)
+            for b, e in enumerate(examples):
+                tags[b, :lengths[b]] = torch.from_numpy(e.tags[head])
+            setattr(inputs, f"{head}_tags", tags)
+    return inputs
+
+
+def _pad_seq_bags(examples: Sequence[EncodedExample], width: int):
+    bag = max(1, max(int(np.diff(e.features.seq_indptr).max(initial=0)) for e in examples))
+    ids = np.zeros((len(examples), width, bag), dtype=np.int64)
+    values = np.zeros((len(examples), width, bag), dtype=np.float32)
+    for b, e in enumerate(examples):
+        f = e.features
+        for t in range(len(f.seq_indptr) - 1):
+            lo, hi = f.seq_indptr[t], f.seq_indptr[t + 1]
+            ids[b, t, :hi - lo] = f.seq_ids[lo:hi]
+            values[b, t, :hi - lo] = f.seq_values[lo:hi]
+    return torch.from_numpy(ids), torch.from_numpy(values)
+
+
+def _pad_sent_bags(examples: Sequence[EncodedExample]):
+    bag = max(1, max(len(e.features.sent_ids) for e in examples))
+    ids = np.zeros((len(examples), bag), dtype=np.int64)
+    values = np.zeros((len(examples), bag), dtype=np.float32)
+    for b, e in enumerate(examples):
+        n = len(e.features.sent_ids)
+        ids[b, :n] = e.features.sent_ids
+        values[b, :n] = e.features.sent_values
+    return torch.from_numpy(ids), torch.from_numpy(values)

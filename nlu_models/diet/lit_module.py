@@ -1,0 +1,143 @@
+"""``DIETLitModule``: the training system around :class:`DIETModel` — optimiser, Rasa's L2
+regularisation, metrics and logging, and checkpoints that carry everything needed to parse
+(label spaces in the hyper-parameters, fitted featurizers as JSON). It defines no layers.
+
+Metrics are named ``split/name``: ``train/loss``, ``train/intent_acc``, ``val/intent_acc``,
+``val/entity_f1`` (exact-span micro F1, seqeval strict with the training tag scheme) and
+``val/score`` (their mean; what checkpointing and early stopping watch by default).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from seqeval.metrics import f1_score
+from seqeval.scheme import BILOU, IOB2
+
+from nlu_models.diet.labels import DIETLabels
+from nlu_models.diet.model import DIETConfig, DIETInputs, DIETModel
+from nlu_models.featurize import FeaturizerPipeline
+from nlu_models.inference import CHECKPOINT_FEATURIZERS_KEY, NLUInterpreter
+
+L2_MODES = ("rasa", "plain", "none")
+
+
+class DIETLitModule(L.LightningModule):
+    def __init__(self, config: dict[str, Any], labels: dict[str, Any],
+                 learning_rate: float = 1e-3, regularization_constant: float = 0.002,
+                 l2_mode: str = "rasa", pipeline: FeaturizerPipeline | None = None) -> None:
+        super().__init__()
+        if l2_mode not in L2_MODES:
+            raise ValueError(f"l2_mode must be one of {L2_MODES}, not {l2_mode!r}")
+        self.save_hyperparameters(ignore=["pipeline"])
+        self.model = DIETModel(DIETConfig.from_dict(dict(config)))
+        self.labels = DIETLabels.from_dict(dict(labels))
+        self.pipeline = pipeline
+        self._eval_outputs: list[tuple[int, int, list, list]] = []
+
+    @classmethod
+    def for_data(cls, datamodule, model: dict[str, Any] | None = None,
+                 **training: Any) -> "DIETLitModule":
+        """A module sized for a prepared :class:`NLUDataModule` (fitted featurizers + labels)."""
+        datamodule.prepare()
+        pipeline, labels = datamodule.pipeline, datamodule.labels
+        config = dict(model or {})
+        config.update(seq_sparse_dim=pipeline.seq_vocab_size,
+                      sent_sparse_dim=pipeline.sent_vocab_size, dense_dim=pipeline.dense_dim,
+                      num_intents=len(labels.intents),
+                      num_entity_tags=labels.num_tags("entity"),
+                      num_role_tags=labels.num_tags("role"),
+                      num_group_tags=labels.num_tags("group"))
+        if not labels.intents:
+            config["intent_classification"] = False
+        return cls(config=config, labels=labels.to_dict(), pipeline=pipeline, **training)
+
+    def interpreter(self) -> NLUInterpreter:
+        if self.pipeline is None:
+            raise ValueError("no fitted featurizers attached to this module")
+        return NLUInterpreter(self.model, self.pipeline, self.labels)
+
+    # ---- training ------------------------------------------------------------------------------
+    def training_step(self, batch: DIETInputs, batch_idx: int) -> torch.Tensor:
+        output = self.model(batch)
+        size = batch.mask.shape[0]
+        self.log("train/loss", output.loss, prog_bar=True, batch_size=size)
+        for name, value in output.losses.items():
+            self.log(f"train/{name}_loss", value, batch_size=size)
+        for name, value in output.metrics.items():
+            self.log(f"train/{name}", value, prog_bar=name == "intent_acc", batch_size=size)
+        return output.loss
+
+    def on_after_backward(self) -> None:
+        """Rasa's L2: gradient 2·c·w of ``c·Σw²`` on the kernels. In ``rasa`` mode it is added
+        only where the prediction-loss gradient is positive (RasaModel.train_step's quirk)."""
+        c = self.hparams.regularization_constant
+        if self.hparams.l2_mode == "none" or c == 0:
+            return
+        for param in self.model.regularized_parameters():
+            if param.grad is None:
+                continue
+            reg = 2 * c * param.detach()
+            if self.hparams.l2_mode == "rasa":
+                reg = torch.where(param.grad > 0, reg, torch.zeros_like(reg))
+            param.grad.add_(reg)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    def validation_step(self, batch: DIETInputs, batch_idx: int) -> None:
+        self._eval_outputs.append(self._score_batch(batch))
+
+    def test_step(self, batch: DIETInputs, batch_idx: int) -> None:
+        self._eval_outputs.append(self._score_batch(batch))
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval("test")
+
+    def _score_batch(self, batch: DIETInputs) -> tuple[int, int, list, list]:
+        prediction = self.model.predict(batch)
+        correct = total = 0
+        if prediction.intent_confidences is not None:
+            predicted = prediction.intent_confidences.argmax(dim=-1)
+            correct = int((predicted == batch.intent_ids).sum())
+            total = int(batch.intent_ids.numel())
+        gold_tags, pred_tags = [], []
+        if "entity" in prediction.tags and batch.entity_tags is not None:
+            names = self.labels.tags("entity")
+            for b, n in enumerate(batch.lengths.tolist()):
+                gold_tags.append([names[i] for i in batch.entity_tags[b, :n].tolist()])
+                pred_tags.append([names[i] for i in prediction.tags["entity"][b, :n].tolist()])
+        return correct, total, gold_tags, pred_tags
+
+    def _log_eval(self, split: str) -> None:
+        outputs, self._eval_outputs = self._eval_outputs, []
+        if not outputs:
+            return
+        scores = []
+        total = sum(o[1] for o in outputs)
+        if total:
+            accuracy = sum(o[0] for o in outputs) / total
+            self.log(f"{split}/intent_acc", accuracy, prog_bar=True)
+            scores.append(accuracy)
+        gold = [t for o in outputs for t in o[2]]
+        if gold:
+            pred = [t for o in outputs for t in o[3]]
+            scheme = BILOU if self.labels.scheme == "BILOU" else IOB2
+            entity_f1 = f1_score(gold, pred, mode="strict", scheme=scheme, zero_division=0)
+            self.log(f"{split}/entity_f1", float(entity_f1), prog_bar=True)
+            scores.append(float(entity_f1))
+        self.log(f"{split}/score", sum(scores) / len(scores) if scores else 0.0)
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.pipeline is not None:
+            checkpoint[CHECKPOINT_FEATURIZERS_KEY] = self.pipeline.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if CHECKPOINT_FEATURIZERS_KEY in checkpoint:
+            self.pipeline = FeaturizerPipeline.from_dict(checkpoint[CHECKPOINT_FEATURIZERS_KEY])

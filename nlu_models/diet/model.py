@@ -1,0 +1,401 @@
+"""DIET: Dual Intent and Entity Transformer (Bunk et al. 2020), in plain PyTorch.
+
+Reads top to bottom: :class:`DIETConfig` (every default equals Rasa 3.x's ``DIETClassifier`` as
+the default ``config.yml`` sets it up), the :class:`DIETInputs` a batch carries, then
+:class:`DIETModel` — feature combining, the sentence slot after the last token, the transformer,
+the intent head (dot-product similarity against embedded labels), CRF heads for entity, role and
+group, and the optional masked-LM auxiliary loss.
+
+Shape legend: ``B`` batch, ``T`` tokens, ``K`` features per bag, ``E`` hidden size, ``L`` labels.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nlu_models.modules import (
+    CRF,
+    DenseForSparse,
+    DotProductLoss,
+    Ffnn,
+    SoftmaxLabelLoss,
+    SparseDropout,
+    TransformerEncoder,
+)
+
+TAG_HEADS = ("entity", "role", "group")
+
+
+@dataclass
+class DIETConfig:
+    """Architecture and loss settings. Input sizes are filled in from the fitted featurizers."""
+
+    # inputs and label spaces (set from the data)
+    seq_sparse_dim: int = 0            # sequence-feature vocabulary size (0 = no sparse features)
+    sent_sparse_dim: int = 0           # sentence-feature vocabulary size
+    dense_dim: int = 0                 # width of dense (pretrained encoder) features
+    num_intents: int = 0
+    num_entity_tags: int = 0           # including "O"; 0 or 1 = no entity head
+    num_role_tags: int = 0
+    num_group_tags: int = 0
+    # architecture (Rasa 3.x DIETClassifier defaults)
+    hidden_layers_text: list[int] = field(default_factory=list)
+    hidden_layers_label: list[int] = field(default_factory=list)
+    transformer_size: int = 256
+    number_of_transformer_layers: int = 2
+    number_of_attention_heads: int = 4
+    use_key_relative_attention: bool = False
+    use_value_relative_attention: bool = False
+    max_relative_position: int = 5
+    unidirectional_encoder: bool = False
+    embedding_dimension: int = 20
+    dense_dimension_text: int = 128
+    dense_dimension_label: int = 20
+    concat_dimension_text: int = 128
+    drop_rate: float = 0.2
+    drop_rate_attention: float = 0.0
+    connection_density: float = 0.2
+    use_sparse_input_dropout: bool = True
+    use_dense_input_dropout: bool = True
+    # tasks
+    intent_classification: bool = True
+    entity_recognition: bool = True
+    use_masked_language_model: bool = False
+    # intent loss: Rasa's sampled dot-product loss, or a full softmax over all intents
+    intent_loss: str = "dot_product"   # "dot_product" | "softmax"
+    number_of_negative_examples: int = 20
+    similarity_type: str = "auto"
+    loss_type: str = "cross_entropy"
+    constrain_similarities: bool = True
+    scale_loss: bool = False
+    maximum_positive_similarity: float = 0.8
+    maximum_negative_similarity: float = -0.4
+    use_maximum_negative_similarity: bool = True
+    negative_margin_scale: float = 0.8
+    ranking_length: int = 10
+
+    def __post_init__(self) -> None:
+        if self.intent_loss not in ("dot_product", "softmax"):
+            raise ValueError(f"intent_loss must be 'dot_product' or 'softmax', not "
+                             f"{self.intent_loss!r}")
+        if not (self.seq_sparse_dim or self.sent_sparse_dim or self.dense_dim):
+            raise ValueError("DIET needs input features: seq_sparse_dim, sent_sparse_dim or "
+                             "dense_dim must be > 0 (fit a featurizer pipeline first)")
+        if self.use_masked_language_model and self.number_of_transformer_layers == 0:
+            raise ValueError("use_masked_language_model needs number_of_transformer_layers > 0")
+
+    @property
+    def has_entities(self) -> bool:
+        return self.entity_recognition and self.num_entity_tags > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DIETConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown DIETConfig keys: {', '.join(unknown)}")
+        return cls(**values)
+
+
+@dataclass
+class DIETInputs:
+    """One padded batch. Sparse bags use 1-based feature ids with 0 as padding."""
+
+    mask: Tensor                           # (B, T) bool, True on real tokens
+    seq_ids: Tensor | None = None          # (B, T, K) long
+    seq_values: Tensor | None = None       # (B, T, K) float
+    sent_ids: Tensor | None = None         # (B, K) long
+    sent_values: Tensor | None = None      # (B, K) float
+    seq_dense: Tensor | None = None        # (B, T, Ed) float
+    sent_dense: Tensor | None = None       # (B, Ed) float
+    intent_ids: Tensor | None = None       # (B,) long
+    entity_tags: Tensor | None = None      # (B, T) long
+    role_tags: Tensor | None = None        # (B, T) long
+    group_tags: Tensor | None = None       # (B, T) long
+
+    @property
+    def lengths(self) -> Tensor:
+        return self.mask.sum(dim=1)        # (B,)
+
+    def tags(self, head: str) -> Tensor | None:
+        return getattr(self, f"{head}_tags")
+
+
+@dataclass
+class DIETOutput:
+    loss: Tensor
+    losses: dict[str, Tensor]              # per term: intent, entity, role, group, mask
+    metrics: dict[str, Tensor]             # training-batch metrics: intent_acc, mask_acc
+
+
+@dataclass
+class DIETPrediction:
+    intent_confidences: Tensor | None      # (B, L) softmax over all intents
+    tags: dict[str, Tensor]                # head → (B, T) decoded tag ids
+    tag_confidences: dict[str, Tensor]     # head → (B, T)
+
+
+class DIETModel(nn.Module):
+    def __init__(self, config: DIETConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        # -- input features → one (B, T+1, E) sequence with the sentence slot after the tokens
+        self.seq_input = _FeatureCombiner(c.seq_sparse_dim, c.dense_dim, c.dense_dimension_text,
+                                          c.drop_rate, c.use_sparse_input_dropout,
+                                          c.use_dense_input_dropout)
+        self.sent_input = _FeatureCombiner(c.sent_sparse_dim, c.dense_dim,
+                                           c.dense_dimension_text, c.drop_rate,
+                                           c.use_sparse_input_dropout, c.use_dense_input_dropout)
+        width = max(self.seq_input.out_features, self.sent_input.out_features)
+        self.same_width = self.seq_input.out_features == self.sent_input.out_features
+        if not self.same_width:  # Rasa projects both to concat_dimension when widths differ
+            width = c.concat_dimension_text
+            self.seq_to_concat = Ffnn(self.seq_input.out_features, [width], c.drop_rate,
+                                      c.connection_density)
+            self.sent_to_concat = Ffnn(self.sent_input.out_features, [width], c.drop_rate,
+                                       c.connection_density)
+        self.text_ffnn = Ffnn(width, c.hidden_layers_text, c.drop_rate, c.connection_density)
+        # -- transformer over tokens + sentence slot
+        self.transformer = TransformerEncoder(
+            input_features=self.text_ffnn.out_features,
+            num_layers=c.number_of_transformer_layers, units=c.transformer_size,
+            num_heads=c.number_of_attention_heads, dropout=c.drop_rate,
+            attention_dropout=c.drop_rate_attention, density=c.connection_density,
+            unidirectional=c.unidirectional_encoder,
+            use_key_relative_position=c.use_key_relative_attention,
+            use_value_relative_position=c.use_value_relative_attention,
+            max_relative_position=c.max_relative_position)
+        hidden = self.transformer.out_features
+        # -- intent head: text embedding vs. bag-of-words label embedding
+        if c.intent_classification:
+            self.embed_text = nn.Linear(hidden, c.embedding_dimension)
+            self.label_features = nn.Linear(c.num_intents, c.dense_dimension_label)  # one-hot in
+            self.label_ffnn = Ffnn(c.dense_dimension_label, c.hidden_layers_label, c.drop_rate,
+                                   c.connection_density)
+            self.embed_label = nn.Linear(self.label_ffnn.out_features, c.embedding_dimension)
+            self.intent_loss = self._label_loss(c.scale_loss, c.maximum_negative_similarity)
+        # -- CRF heads: entity on the transformer output; role/group also see entity tags
+        self.tag_sizes = {"entity": c.num_entity_tags, "role": c.num_role_tags,
+                          "group": c.num_group_tags}
+        self.tag_logits = nn.ModuleDict()
+        self.crfs = nn.ModuleDict()
+        if c.has_entities:
+            self.entity_tag_embed = nn.Linear(c.num_entity_tags, c.embedding_dimension)
+            for head in self.active_heads:
+                width_in = hidden + (c.embedding_dimension if head != "entity" else 0)
+                self.tag_logits[head] = nn.Linear(width_in, self.tag_sizes[head])
+                self.crfs[head] = CRF(self.tag_sizes[head])
+        # -- masked language model auxiliary task
+        if c.use_masked_language_model:
+            self.mask_vector = nn.Parameter(torch.zeros(self.text_ffnn.out_features))
+            nn.init.normal_(self.mask_vector, std=0.02)
+            self.embed_lm_mask = nn.Linear(hidden, c.embedding_dimension)
+            self.embed_golden_token = nn.Linear(self.text_ffnn.out_features,
+                                                c.embedding_dimension)
+            self.mask_loss = DotProductLoss(
+                c.number_of_negative_examples, c.loss_type, c.similarity_type,
+                c.constrain_similarities, scale_loss=False,
+                max_pos_sim=c.maximum_positive_similarity,
+                max_neg_sim=c.maximum_negative_similarity,
+                use_max_neg_sim=c.use_maximum_negative_similarity,
+                neg_margin_scale=c.negative_margin_scale)
+            # frozen random projection that gives identical tokens identical ids
+            self.register_buffer("token_id_projection",
+                                 torch.randn(self.text_ffnn.out_features, 2), persistent=False)
+
+    def _label_loss(self, scale_loss: bool, max_neg_sim: float) -> nn.Module:
+        c = self.config
+        if c.intent_loss == "softmax":
+            return SoftmaxLabelLoss()
+        return DotProductLoss(c.number_of_negative_examples, c.loss_type, c.similarity_type,
+                              c.constrain_similarities, scale_loss=scale_loss,
+                              max_pos_sim=c.maximum_positive_similarity, max_neg_sim=max_neg_sim,
+                              use_max_neg_sim=c.use_maximum_negative_similarity,
+                              neg_margin_scale=c.negative_margin_scale)
+
+    @property
+    def active_heads(self) -> list[str]:
+        return [h for h in TAG_HEADS if self.tag_sizes[h] > 1] if self.config.has_entities else []
+
+    # ---- encoding ------------------------------------------------------------------------------
+    def combine_features(self, x: DIETInputs) -> tuple[Tensor, Tensor]:
+        """Token features with the sentence vector written at index ``len(tokens)``.
+
+        Returns the (B, T+1, E) sequence and its (B, T+1) mask of real positions.
+        """
+        mask = x.mask
+        seq = self.seq_input(x.seq_ids, x.seq_values, x.seq_dense)           # (B, T, E)
+        sent = self.sent_input(x.sent_ids, x.sent_values, x.sent_dense)      # (B, E)
+        if sent is None:
+            sent = torch.zeros(seq.shape[0], seq.shape[-1], device=seq.device, dtype=seq.dtype)
+        if not self.same_width:
+            seq, sent = self.seq_to_concat(seq), self.sent_to_concat(sent)
+        seq = seq * mask.unsqueeze(-1)
+        combined = torch.cat([seq, torch.zeros_like(seq[:, :1])], dim=1)     # (B, T+1, E)
+        lengths = mask.sum(dim=1)
+        batch = torch.arange(combined.shape[0], device=combined.device)
+        combined = combined.index_put((batch, lengths), sent)
+        full_mask = torch.cat([mask, torch.zeros_like(mask[:, :1])], dim=1)
+        full_mask = full_mask.index_put((batch, lengths), torch.ones_like(lengths, dtype=torch.bool))
+        return self.text_ffnn(combined), full_mask
+
+    def encode(self, x: DIETInputs, mlm: bool = False) -> dict[str, Tensor]:
+        """Run the text side. With ``mlm`` (training), mask tokens first and keep what the MLM
+        loss needs."""
+        features, full_mask = self.combine_features(x)                       # (B, T+1, E)
+        out: dict[str, Tensor] = {"mask": full_mask}
+        if mlm:
+            features, out["lm_positions"], out["lm_golden"] = self._mask_tokens(features, x.mask)
+        hidden = self.transformer(features, full_mask)                       # (B, T+1, U)
+        if self.config.number_of_transformer_layers > 0:
+            hidden = F.gelu(hidden)
+        out["hidden"] = hidden
+        return out
+
+    def _mask_tokens(self, features: Tensor, token_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Rasa's InputMask: 15% of real tokens; 70% → mask vector, 10% → a random token's
+        features, 20% unchanged. Returns the new features, the (B, T+1) bool positions and
+        the pre-mask features at those positions."""
+        full_token_mask = torch.cat([token_mask, torch.zeros_like(token_mask[:, :1])], dim=1)
+        draw = torch.rand(full_token_mask.shape, device=features.device)
+        positions = (draw >= 0.85) & full_token_mask                           # (B, T+1)
+        golden = features[positions]                                            # (M, E)
+        choice = torch.rand(full_token_mask.shape, device=features.device)
+        shuffled = features.reshape(-1, features.shape[-1])
+        shuffled = shuffled[torch.randperm(shuffled.shape[0], device=features.device)]
+        shuffled = shuffled.reshape(features.shape)
+        to_mask = (positions & (choice < 0.7)).unsqueeze(-1)
+        to_random = (positions & (choice >= 0.7) & (choice < 0.8)).unsqueeze(-1)
+        features = torch.where(to_mask, self.mask_vector.to(features.dtype), features)
+        features = torch.where(to_random, shuffled, features)
+        return features, positions, golden
+
+    # ---- intent head ---------------------------------------------------------------------------
+    def sentence_embedding(self, hidden: Tensor, lengths: Tensor) -> Tensor:
+        batch = torch.arange(hidden.shape[0], device=hidden.device)
+        return self.embed_text(hidden[batch, lengths])                        # (B, 20)
+
+    def label_embeddings(self) -> Tensor:
+        """Embeddings of all intents, from their one-hot features (Rasa's bag of words)."""
+        one_hot = self.label_features.weight.t() + self.label_features.bias   # (L, 20)
+        return self.embed_label(self.label_ffnn(one_hot))                      # (L, 20)
+
+    # ---- entity heads --------------------------------------------------------------------------
+    def tag_emissions(self, hidden: Tensor, head: str, entity_tags: Tensor | None) -> Tensor:
+        tokens = hidden[:, :-1]                                                # (B, T, U)
+        if head != "entity":
+            one_hot = F.one_hot(entity_tags, self.config.num_entity_tags).to(tokens.dtype)
+            tokens = torch.cat([tokens, self.entity_tag_embed(one_hot)], dim=-1)
+        return self.tag_logits[head](tokens)                                   # (B, T, tags)
+
+    # ---- training ------------------------------------------------------------------------------
+    def forward(self, x: DIETInputs) -> DIETOutput:
+        """Losses on a labelled batch (the sum is Rasa's total loss without L2)."""
+        c = self.config
+        encoded = self.encode(x, mlm=c.use_masked_language_model and self.training)
+        hidden, lengths = encoded["hidden"], x.lengths
+        losses: dict[str, Tensor] = {}
+        metrics: dict[str, Tensor] = {}
+        if c.intent_classification and x.intent_ids is not None:
+            text = self.sentence_embedding(hidden, lengths)
+            labels = self.label_embeddings()
+            ids = torch.arange(labels.shape[0], device=labels.device)
+            losses["intent"], metrics["intent_acc"] = self.intent_loss(
+                text, labels[x.intent_ids], x.intent_ids, labels, ids)
+        for head in self.active_heads:
+            gold = x.tags(head)
+            if gold is None:
+                continue
+            emissions = self.tag_emissions(hidden, head, x.entity_tags)
+            losses[head] = -self.crfs[head].log_likelihood(emissions, gold, lengths).mean()
+        if "lm_positions" in encoded and encoded["lm_positions"].any():
+            losses["mask"], metrics["mask_acc"] = self._mlm_loss(encoded)
+        if not losses:
+            raise ValueError("the batch has no labels for any enabled task")
+        return DIETOutput(loss=sum(losses.values()), losses=losses, metrics=metrics)
+
+    def _mlm_loss(self, encoded: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        positions, golden = encoded["lm_positions"], encoded["lm_golden"]
+        predicted = self.embed_lm_mask(encoded["hidden"][positions])          # (M, 20)
+        targets = self.embed_golden_token(golden)                             # (M, 20)
+        keys = (golden.detach() @ self.token_id_projection).round(decimals=4)  # (M, 2)
+        _, token_ids = torch.unique(keys, dim=0, return_inverse=True)          # (M,)
+        return self.mask_loss(predicted, targets, token_ids, targets, token_ids)
+
+    # ---- inference -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, x: DIETInputs) -> DIETPrediction:
+        hidden, lengths = self.encode(x)["hidden"], x.lengths
+        confidences = None
+        if self.config.intent_classification:
+            text = self.sentence_embedding(hidden, lengths)
+            confidences = self.intent_loss.confidences(text, self.label_embeddings())
+        tags: dict[str, Tensor] = {}
+        tag_conf: dict[str, Tensor] = {}
+        for head in self.active_heads:
+            emissions = self.tag_emissions(hidden, head, tags.get("entity"))
+            tags[head], tag_conf[head] = self.crfs[head].decode(emissions, lengths)
+        return DIETPrediction(confidences, tags, tag_conf)
+
+    # ---- regularisation --------------------------------------------------------------------------
+    def regularized_parameters(self) -> list[nn.Parameter]:
+        """Kernels that carry Rasa's L2 term: every weight matrix and the CRF transitions
+        (not biases, LayerNorms, the mask vector or position tables)."""
+        params = []
+        for name, param in self.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if param.requires_grad and param.dim() == 2 and leaf in ("weight", "transitions") \
+                    and ".norm" not in name and "layer_norm" not in name:
+                params.append(param)
+        return params
+
+
+class _FeatureCombiner(nn.Module):
+    """Rasa's ConcatenateSparseDenseFeatures for one feature type (sequence or sentence):
+    sparse → SparseDropout → DenseForSparse → Dropout, concatenated with dense features."""
+
+    def __init__(self, sparse_dim: int, dense_dim: int, units: int, drop_rate: float,
+                 sparse_dropout: bool, dense_dropout: bool) -> None:
+        super().__init__()
+        self.sparse_dim, self.dense_dim = sparse_dim, dense_dim
+        if sparse_dim:
+            self.sparse_dropout = SparseDropout(drop_rate if sparse_dropout else 0.0)
+            self.dense_for_sparse = DenseForSparse(sparse_dim, units)
+            self.dropout = nn.Dropout(drop_rate if dense_dropout else 0.0)
+        self.out_features = (units if sparse_dim else 0) + dense_dim
+
+    def forward(self, ids: Tensor | None, values: Tensor | None,
+                dense: Tensor | None) -> Tensor | None:
+        parts = []
+        if self.sparse_dim and ids is not None:
+            projected = self.dense_for_sparse(ids, self.sparse_dropout(values))
+            parts.append(self.dropout(projected))
+        if self.dense_dim and dense is not None:
+            parts.append(dense)
+        if not parts:
+            return None
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+
+
+def rank_intents(confidences: Tensor, ranking_length: int) -> Tensor:
+    """Zero all but the top ``ranking_length`` confidences per row (Rasa's ranking; 0 = keep
+    all), without renormalising."""
+    if ranking_length <= 0 or ranking_length >= confidences.shape[-1]:
+        return confidences
+    top = confidences.topk(ranking_length, dim=-1)
+    return torch.zeros_like(confidences).scatter(-1, top.indices, top.values)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["DIETConfig", "DIETInputs", "DIETModel", "DIETOutput", "DIETPrediction",
+           "TAG_HEADS", "count_parameters", "rank_intents"]

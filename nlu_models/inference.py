@@ -1,0 +1,113 @@
+"""``NLUInterpreter``: text in, Rasa's parse result out. Needs torch and the package's own code —
+no Lightning, no Hydra.
+
+```python
+nlu = NLUInterpreter.load("outputs/.../checkpoints/last.ckpt")
+nlu.parse("two large margheritas to Berlin")
+# {"text": ..., "intent": {"name": "order_pizza", "confidence": 0.97},
+#  "intent_ranking": [...], "entities": [{"entity": "size", "start": 4, ...}]}
+```
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from nlu_models.data.schema import Message
+from nlu_models.diet.encoding import EncodedExample, collate
+from nlu_models.diet.labels import DIETLabels
+from nlu_models.diet.model import DIETConfig, DIETModel, rank_intents
+from nlu_models.featurize import FeaturizerPipeline
+
+CHECKPOINT_FEATURIZERS_KEY = "dialab_featurizers"
+
+
+class NLUInterpreter:
+    def __init__(self, model: DIETModel, pipeline: FeaturizerPipeline, labels: DIETLabels,
+                 batch_size: int = 64) -> None:
+        self.model = model.eval()
+        self.pipeline = pipeline
+        self.labels = labels
+        self.batch_size = batch_size
+
+    # ---- loading ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "NLUInterpreter":
+        """From a training checkpoint (``*.ckpt``) written by :class:`DIETLitModule`."""
+        path = Path(path)
+        if path.is_dir():
+            raise NotImplementedError(
+                f"{path} is a folder: loading export bundles comes with `dialab export` "
+                "(issue 6); pass a training checkpoint (.ckpt) for now")
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        checkpoint = torch.load(path, map_location=device, weights_only=False)
+        return cls.from_checkpoint_dict(checkpoint)
+
+    @classmethod
+    def from_checkpoint_dict(cls, checkpoint: dict[str, Any]) -> "NLUInterpreter":
+        if CHECKPOINT_FEATURIZERS_KEY not in checkpoint:
+            raise ValueError("this checkpoint was not written by dialab's DIETLitModule "
+                             f"(no '{CHECKPOINT_FEATURIZERS_KEY}' entry)")
+        hparams = checkpoint["hyper_parameters"]
+        model = DIETModel(DIETConfig.from_dict(dict(hparams["config"])))
+        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()
+                 if k.startswith("model.")}
+        model.load_state_dict(state)
+        pipeline = FeaturizerPipeline.from_dict(checkpoint[CHECKPOINT_FEATURIZERS_KEY])
+        return cls(model, pipeline, DIETLabels.from_dict(dict(hparams["labels"])))
+
+    # ---- parsing ------------------------------------------------------------------------------
+    def parse(self, text: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
+        """One Rasa parse result for a string, a list of them for a list of strings."""
+        if isinstance(text, str):
+            return self.parse_messages([Message(text)])[0]
+        return self.parse_messages([Message(t) for t in text])
+
+    def parse_messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
+        features = self.pipeline.transform_many(list(messages))
+        examples = [EncodedExample(m, f, -1, {}) for m, f in zip(messages, features)]
+        results: list[dict[str, Any]] = []
+        device = next(self.model.parameters()).device
+        for start in range(0, len(examples), self.batch_size):
+            chunk = examples[start:start + self.batch_size]
+            inputs = _to_device(collate(chunk), device)
+            prediction = self.model.predict(inputs)
+            results.extend(self._results(chunk, prediction))
+        return results
+
+    def _results(self, chunk: Sequence[EncodedExample], prediction) -> list[dict[str, Any]]:
+        out = []
+        ranked = None
+        if prediction.intent_confidences is not None:
+            ranked = rank_intents(prediction.intent_confidences.float().cpu(),
+                                  self.model.config.ranking_length)
+        tags = {h: t.cpu().tolist() for h, t in prediction.tags.items()}
+        confs = {h: c.float().cpu().tolist() for h, c in prediction.tag_confidences.items()}
+        for b, example in enumerate(chunk):
+            text, tokens = example.message.text, example.features.tokens
+            result: dict[str, Any] = {"text": text, "intent": None, "intent_ranking": []}
+            if ranked is not None:
+                result["intent"], result["intent_ranking"] = self._intent(ranked[b])
+            result["entities"] = self.labels.decode_entities(
+                text, tokens, {h: t[b] for h, t in tags.items()},
+                {h: c[b] for h, c in confs.items()})
+            out.append(result)
+        return out
+
+    def _intent(self, confidences: torch.Tensor) -> tuple[dict, list[dict]]:
+        order = torch.argsort(confidences, descending=True).tolist()
+        ranking = [{"name": self.labels.intents[i], "confidence": float(confidences[i])}
+                   for i in order if confidences[i] > 0]
+        return ranking[0], ranking
+
+
+def _to_device(inputs, device):
+    if device.type == "cpu":
+        return inputs
+    for name, value in vars(inputs).items():
+        if isinstance(value, torch.Tensor):
+            setattr(inputs, name, value.to(device))
+    return inputs
