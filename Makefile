@@ -26,9 +26,10 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# validate the demo bot, train DIET on it (Rasa defaults) and print the report summary
 demo: $(STAMP)
 	$(VENV)/bin/dialab data validate data/demo_bot
-	$(VENV)/bin/dialab data stats data/demo_bot
+	$(PY) -m experiments.train experiment=diet_demo
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -1,4 +1,5 @@
-"""The ``dialab`` command line: ``dialab data validate|stats|convert``."""
+"""The ``dialab`` command line: ``dialab data validate|stats|convert`` and the experiment
+hand-offs ``dialab train|evaluate|cross-validate [hydra overrides ...]``."""
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,35 @@ def _build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--format", choices=FORMATS, default="auto")
     convert.add_argument("--to", choices=["rasa-yaml"], default="rasa-yaml")
     convert.set_defaults(run=_convert)
+
+    for name, module, what in EXPERIMENTS:
+        command = commands.add_parser(name, help=f"{what} (Hydra overrides, e.g. "
+                                      "experiment=diet_snips seed=1)", add_help=False)
+        command.add_argument("overrides", nargs=argparse.REMAINDER)
+        command.set_defaults(run=_experiment, module=module)
     return parser
+
+
+EXPERIMENTS = (("train", "experiments.train", "train DIET"),
+               ("evaluate", "experiments.evaluate", "evaluate a checkpoint and write reports"),
+               ("cross-validate", "experiments.cross_validate", "train and test on every fold"))
+
+
+def _experiment(args) -> int:
+    """Run ``python -m experiments.<entry> overrides...`` from the source checkout: the
+    experiments and configs live beside the packages, not inside them."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "experiments" / "train.py").is_file():
+        print("error: `dialab train` needs the dialab source checkout (experiments/ and "
+              "configs/ beside the packages); install it with `pip install -e .`",
+              file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    return subprocess.call([sys.executable, "-m", args.module, *args.overrides], env=env)
 
 
 def _validate(args) -> int:

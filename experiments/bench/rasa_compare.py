@@ -1,0 +1,131 @@
+"""dialab's DIET beside Rasa 3.6's DIET on the same data, the same epochs, the same machine, in
+one run: training wall time and per-epoch time (ratio), peak memory, and test intent accuracy and
+exact-span entity F1 — both models' predictions scored by dialab's evaluation code.
+
+    python -m experiments.bench.rasa_compare --dataset atis --epochs 3
+    python -m experiments.bench.rasa_compare --dataset snips --epochs 2 --out bench_results/
+
+Needs the anchor: ``../shared/tools/rasa_anchor/install.sh`` (venv at $RASA_VENV, default
+~/.cache/dialab-anchor/rasa-venv). Both trainings run one after the other, never at once.
+Writes ``rasa_compare_<dataset>_<epochs>ep.json`` and prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from experiments import REPO_ROOT
+from experiments.bench.common import DATASETS, data_root, machine_info, timed_command
+from nlu_models.data.loading import load_nlu
+from nlu_models.data.rasa_yaml import nlu_to_yaml
+from nlu_models.evaluation import evaluate_nlu
+
+RASA_VENV = Path(os.environ.get("RASA_VENV", Path.home() / ".cache/dialab-anchor/rasa-venv"))
+ANCHOR_CONFIG = REPO_ROOT.parent / "shared/tools/rasa_anchor/config_diet.yml"
+_EPOCH_BAR = re.compile(r"Epochs:\s+100%.*?(\d+)/(\d+) \[((?:\d+:)?\d+:\d+)<")
+
+
+def run_rasa(train_yml: Path, test_messages, epochs: int, work: Path) -> dict[str, Any]:
+    rasa = RASA_VENV / "bin" / "rasa"
+    if not rasa.exists():
+        raise SystemExit(f"Rasa not found at {rasa}: run ../shared/tools/rasa_anchor/install.sh")
+    config = work / "config.yml"
+    config.write_text(re.sub(r"epochs: \d+", f"epochs: {epochs}", ANCHOR_CONFIG.read_text()))
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "RASA_MAX_CACHE_SIZE": "0",
+           "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+    train = timed_command([str(rasa), "train", "nlu", "-c", str(config), "-u", str(train_yml),
+                           "--out", str(work / "models"), "--fixed-model-name", "diet"],
+                          work / "rasa_train.log", cwd=work, env=env)
+    texts = work / "test_texts.json"
+    texts.write_text(json.dumps([m.text for m in test_messages]))
+    predictions_file = work / "rasa_predictions.json"
+    subprocess.run([str(RASA_VENV / "bin" / "python"), str(Path(__file__).with_name("rasa_parse.py")),
+                    str(work / "models" / "diet.tar.gz"), str(texts), str(predictions_file)],
+                   check=True, cwd=work, env=env, capture_output=True)
+    predictions = json.loads(predictions_file.read_text())
+    summary = evaluate_nlu(test_messages, predictions, work / "rasa_reports",
+                           {"system": "rasa-3.6.21", "epochs": epochs}, plots=False)
+    return {**train, "diet_epoch_seconds": _rasa_epoch_seconds(work / "rasa_train.log"),
+            **_headline(summary)}
+
+
+def _rasa_epoch_seconds(log: Path) -> float | None:
+    """Seconds per DIET epoch from the last complete tqdm "Epochs" bar in Rasa's log."""
+    matches = _EPOCH_BAR.findall(log.read_text(errors="replace"))
+    if not matches:
+        return None
+    done, total, elapsed = matches[-1]
+    parts = [int(p) for p in elapsed.split(":")]
+    seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    return round(seconds / int(done), 2)
+
+
+def run_dialab(dataset: str, epochs: int, seed: int, work: Path) -> dict[str, Any]:
+    run_dir = work / "dialab"
+    result = timed_command(
+        [sys.executable, "-m", "experiments.train", f"experiment=diet_{dataset}",
+         f"trainer.max_epochs={epochs}", f"seed={seed}", "trainer.enable_progress_bar=false",
+         "callbacks.model_summary=null", f"hydra.run.dir={run_dir}"],
+        work / "dialab_train.log", cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    summary = json.loads((run_dir / "reports" / "summary.json").read_text())
+    return {**result, "train_seconds": summary["train_seconds"],
+            "diet_epoch_seconds": round(summary["train_seconds"] / epochs, 2),
+            **_headline(summary)}
+
+
+def _headline(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = ("intent_accuracy", "intent_macro_f1", "entity_f1", "entity_token_f1")
+    return {k: summary[k] for k in keys if k in summary}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="atis")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench")
+    args = parser.parse_args(argv)
+
+    work = args.out / f"rasa_compare_{args.dataset}_{args.epochs}ep"
+    work.mkdir(parents=True, exist_ok=True)
+    path, fmt = DATASETS[args.dataset]
+    train = load_nlu(data_root() / path, fmt, split="train")
+    test = load_nlu(data_root() / path, fmt, split="test")
+    train_yml = work / "nlu.yml"
+    train_yml.write_text(nlu_to_yaml(train))
+
+    started = time.strftime("%Y-%m-%d %H:%M")
+    print(f"[{started}] Rasa 3.6 DIET, {args.epochs} epochs on {args.dataset} ...", flush=True)
+    rasa = run_rasa(train_yml, test.examples, args.epochs, work)
+    print(f"  done: {rasa}", flush=True)
+    print(f"dialab DIET, {args.epochs} epochs ...", flush=True)
+    dialab = run_dialab(args.dataset, args.epochs, args.seed, work)
+    print(f"  done: {dialab}", flush=True)
+    result = {
+        "dataset": args.dataset, "epochs": args.epochs, "seed": args.seed, "date": started,
+        "machine": machine_info(), "command": " ".join(["python -m experiments.bench.rasa_compare",
+                                                         *(argv or sys.argv[1:])]),
+        "train_examples": len(train.examples), "test_examples": len(test.examples),
+        "rasa": rasa, "dialab": dialab,
+        "ratios": {
+            "train_wall": round(rasa["wall_seconds"] / dialab["wall_seconds"], 1),
+            "epoch_time": (round(rasa["diet_epoch_seconds"] / dialab["diet_epoch_seconds"], 1)
+                           if rasa.get("diet_epoch_seconds") else None),
+            "peak_memory": round(rasa["peak_rss_mb"] / dialab["peak_rss_mb"], 1),
+        },
+    }
+    out_file = args.out / f"rasa_compare_{args.dataset}_{args.epochs}ep.json"
+    out_file.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""What the entry points share: building Lightning objects from config groups, and writing the
+reports of a trained interpreter on one split."""
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("dialab")
+
+
+def instantiate_callbacks(cfg: DictConfig | None, has_val: bool) -> list:
+    """Every entry of the ``callbacks`` group with a ``_target_``. Without a validation split
+    nothing can be monitored: checkpoints keep only the last epoch and early stopping is off."""
+    callbacks = []
+    for name, spec in (cfg or {}).items():
+        if not isinstance(spec, DictConfig) or "_target_" not in spec:
+            continue
+        if not has_val and "monitor" in spec:
+            if "EarlyStopping" in spec._target_:
+                log.warning("no validation split: early stopping is off")
+                continue
+            spec = OmegaConf.merge(spec, {"monitor": None, "save_top_k": 1})
+        callbacks.append(hydra.utils.instantiate(spec))
+    return callbacks
+
+
+def instantiate_loggers(cfg: DictConfig | None) -> list:
+    return [hydra.utils.instantiate(spec) for spec in (cfg or {}).values()
+            if isinstance(spec, DictConfig) and "_target_" in spec]
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def write_reports(interpreter, messages, out_dir: Path, meta: dict[str, Any],
+                  lenient: bool = False) -> dict[str, Any]:
+    """Parse ``messages`` and write summary.json, the Rasa-shaped reports, plots and report.md
+    into ``out_dir``; returns the summary."""
+    from nlu_models.evaluation import evaluate_nlu
+
+    predictions = interpreter.parse_messages(messages)
+    summary = evaluate_nlu(messages, predictions, out_dir, meta, lenient=lenient)
+    log.info("reports written to %s", out_dir)
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The headline numbers, one per line, as `make demo` shows them."""
+    for key, value in summary.items():
+        if isinstance(value, float):
+            value = f"{value:.4f}"
+        if not isinstance(value, (dict, list)):
+            print(f"{key:24s} {value}")

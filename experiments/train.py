@@ -1,0 +1,104 @@
+"""Train DIET: ``python -m experiments.train experiment=diet_snips [seed=1] [trainer=gpu] ...``
+
+Seeds everything, loads the data and fits the featurizers, trains with Lightning, reloads the
+best checkpoint (by ``val/score``; the last one without a validation split), then parses the
+eval split and writes ``reports/`` (summary.json, Rasa-shaped reports, plots, report.md) into
+the run folder. Seed sweeps: ``-m seed=1,2,3``; search: ``-m hparams_search=optuna``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import experiments  # noqa: F401  (registers the config resolvers)
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.common import (
+    instantiate_callbacks,
+    instantiate_loggers,
+    log,
+    peak_memory_mb,
+    print_summary,
+    write_reports,
+)
+from nlu_models.diet.lit_module import DIETLitModule
+from nlu_models.diet.model import count_parameters
+
+
+def train(cfg: DictConfig, **data_overrides: Any) -> dict[str, Any]:
+    """One training run; ``data_overrides`` replace data-config arguments (e.g. the splits of a
+    cross-validation fold as NLUData)."""
+    L.seed_everything(cfg.seed, workers=True)
+    out_dir = Path(cfg.paths.output_dir)
+    started = time.perf_counter()
+    datamodule = build_datamodule(cfg.data, **data_overrides).prepare()
+    featurize_seconds = time.perf_counter() - started
+
+    module = DIETLitModule.for_data(datamodule, model=OmegaConf.to_container(cfg.model.config),
+                                    **OmegaConf.to_container(cfg.model.training))
+    log.info("DIET with %s trainable parameters", f"{count_parameters(module.model):,}")
+    has_val = "val" in datamodule.encoded
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks"), has_val),
+        logger=instantiate_loggers(cfg.get("logger")) or False)
+
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_seconds = time.perf_counter() - started
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    _reload_best(trainer, module)
+
+    summary: dict[str, Any] = {"val_" + k.replace("/", "_"): v for k, v in metrics.items()
+                               if k.startswith("val/")}
+    if cfg.get("evaluate") and not trainer.fast_dev_run and trainer.is_global_zero:
+        summary = evaluate_split(cfg, datamodule, module, out_dir, {
+            "epochs": trainer.current_epoch, "train_seconds": round(train_seconds, 2),
+            "featurize_seconds": round(featurize_seconds, 2),
+            "peak_memory_mb": peak_memory_mb(), **summary})
+    return {**metrics, **summary}
+
+
+def build_datamodule(data_cfg: DictConfig, **overrides: Any):
+    """The data config's ``_target_`` built from plain Python values (so NLUData objects can be
+    passed as overrides without Hydra turning them into configs)."""
+    kwargs = OmegaConf.to_container(data_cfg, resolve=True)
+    target = hydra.utils.get_class(kwargs.pop("_target_"))
+    return target(**{**kwargs, **overrides})
+
+
+def evaluate_split(cfg: DictConfig, datamodule, module: DIETLitModule, out_dir: Path,
+                   run_facts: dict[str, Any]) -> dict[str, Any]:
+    split = cfg.get("eval_split", "test")
+    if split not in datamodule.data:
+        log.warning("no '%s' split: reports are written for the training data", split)
+        split = "train"
+    meta = {"task": "nlu", "dataset": datamodule.name, "split": split, "seed": cfg.seed,
+            "model": cfg.model.name, **datamodule.metadata, **run_facts}
+    summary = write_reports(module.interpreter(), datamodule.split_messages(split),
+                            out_dir / "reports", meta, lenient=cfg.get("lenient_entities", False))
+    print_summary(summary)
+    return summary
+
+
+def _reload_best(trainer: L.Trainer, module: DIETLitModule) -> None:
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_path", "") if callback is not None else ""
+    if best and Path(best).is_file():
+        state = torch.load(best, map_location=module.device, weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+        log.info("reloaded the best checkpoint %s", best)
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    metric = cfg.get("optimized_metric")
+    return metrics.get(metric) if metric else None
+
+
+if __name__ == "__main__":
+    main()

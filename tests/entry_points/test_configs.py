@@ -1,0 +1,74 @@
+"""Every config under configs/ composes, and the data/model/trainer objects it names build."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import pytest
+from omegaconf import OmegaConf
+
+from experiments import CONFIG_DIR
+from tests.entry_points.conftest import compose_config
+
+REQUIRED = {"data=rasa_bot": ["data.path=data/demo_bot"]}  # mandatory values (???)
+GROUPS = ["data", "model", "trainer", "logger", "callbacks", "experiment", "hparams_search",
+          "debug"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_config_composes(group, option, tmp_path):
+    extra = REQUIRED.get(f"{group}={option}", [])
+    cfg = compose_config("train", [f"{group}={option}", *extra], tmp_path)
+    # every interpolation resolves (paths, featurizers, fold numbers, env defaults)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert container["model"]["config"]["transformer_size"] > 0
+    assert "_target_" in container["data"] and "_target_" in container["trainer"]
+
+
+@pytest.mark.parametrize("name", ["eval", "cross_validate"])
+def test_entry_point_configs_compose(name, tmp_path):
+    overrides = ["ckpt_path=x.ckpt"] if name == "eval" else ["experiment=diet_hwu64"]
+    cfg = compose_config(name, overrides, tmp_path)
+    OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_benchmark_data_is_addressed_through_one_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIALAB_DATA", "/somewhere/else")
+    cfg = compose_config("train", ["experiment=diet_snips"], tmp_path)
+    assert cfg.data.train.path == "/somewhere/else/snips/jointbert"
+    cfg = compose_config("train", ["experiment=diet_hwu64", "data.fold=7"], tmp_path)
+    assert cfg.data.test.path.endswith("hwu64/liu2019_10fold/KFold_7")
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
+def test_trainer_configs_instantiate(trainer, tmp_path):
+    cfg = compose_config("train", [f"trainer={trainer}"], tmp_path)
+    if trainer == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+            return
+    if trainer == "ddp":
+        assert cfg.trainer.strategy == "ddp" and cfg.trainer.use_distributed_sampler is False
+        return
+    trainer_obj = hydra.utils.instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert trainer_obj.max_epochs == 100
+
+
+def test_model_defaults_equal_rasa():
+    cfg = compose_config("train", [], Path("."))
+    model = cfg.model.config
+    assert (model.transformer_size, model.number_of_transformer_layers,
+            model.number_of_attention_heads) == (256, 2, 4)
+    assert (model.embedding_dimension, model.dense_dimension_text, model.drop_rate,
+            model.connection_density, model.number_of_negative_examples) == (20, 128, 0.2, 0.2, 20)
+    assert model.constrain_similarities is True and model.intent_loss == "dot_product"
+    assert cfg.model.training.learning_rate == 0.001
+    assert cfg.model.training.regularization_constant == 0.002
+    assert list(cfg.data.batch_size) == [64, 256] and cfg.data.batch_strategy == "balanced"
+    assert cfg.trainer.max_epochs == 100
