@@ -15,7 +15,6 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from nlu_models.data.errors import DataError
-from nlu_models.data.hf import train_test_split
 from nlu_models.data.loading import load_nlu
 from nlu_models.data.schema import Message, NLUData
 from nlu_models.diet.batching import batch_size_for_epoch, epoch_batches, shard_batches
@@ -111,6 +110,8 @@ class NLUDataModule(L.LightningDataModule):
         if "train" not in self.data:
             raise ValueError("NLUDataModule needs training data")
         if "val" not in self.data and self.val_fraction > 0:
+            from nlu_models.data.hf import train_test_split  # imports `datasets`: only when needed
+
             self.data["train"], self.data["val"] = train_test_split(
                 self.data["train"], test_size=self.val_fraction, seed=self.seed)
         train = self.data["train"]
