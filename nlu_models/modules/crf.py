@@ -47,10 +47,16 @@ class CRF(nn.Module):
         binary = self.transitions[tags[:, :-1], tags[:, 1:]]  # (B, T-1)
         gold = torch.where(mask, unary, 0.0).sum(1) + torch.where(mask[:, 1:], binary, 0.0).sum(1)
 
+        # logsumexp_i(alpha_i + trans_ij) as a matmul in shifted exp space: with many tags (ATIS
+        # has 300+) this is several times faster than materialising (B, L, L) every step.
+        trans_max = self.transitions.max(dim=0, keepdim=True).values  # (1, L)
+        exp_trans = (self.transitions - trans_max).exp()  # (L, L), entries in (0, 1]
         alpha = emissions[:, 0]  # (B, L)
         for step in range(1, t):
-            scores = alpha[:, :, None] + self.transitions  # (B, L, L) [from, to]
-            advanced = torch.logsumexp(scores, dim=1) + emissions[:, step]  # (B, L)
+            alpha_max = alpha.max(dim=-1, keepdim=True).values  # (B, 1)
+            summed = (alpha - alpha_max).exp() @ exp_trans  # (B, L)
+            advanced = summed.clamp_min(1e-30).log() + alpha_max + trans_max \
+                + emissions[:, step]  # (B, L)
             alpha = torch.where(mask[:, step, None], advanced, alpha)  # (B, L)
         log_partition = torch.logsumexp(alpha, dim=-1)  # (B,)
         return torch.where(lengths > 0, gold - log_partition, 0.0)  # (B,)
