@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from nlu_models.data.schema import Message
-from nlu_models.diet.encoding import EncodedExample, collate
+from nlu_models.diet.encoding import EncodedExample, collate_fn
 from nlu_models.diet.labels import DIETLabels
 from nlu_models.diet.model import DIETConfig, DIETModel, rank_intents
 from nlu_models.featurize import FeaturizerPipeline
@@ -67,8 +67,10 @@ class NLUInterpreter:
         return self.parse_messages([Message(t) for t in text])
 
     def parse_messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
-        features = self.pipeline.transform_many(list(messages))
+        finetune = self.model.config.finetune_encoder  # the model runs the encoder itself
+        features = self.pipeline.transform_many(list(messages), dense_vectors=not finetune)
         examples = [EncodedExample(m, f, -1, {}) for m, f in zip(messages, features)]
+        collate = collate_fn(self.pipeline, finetune)
         results: list[dict[str, Any]] = []
         device = next(self.model.parameters()).device
         for start in range(0, len(examples), self.batch_size):

@@ -18,7 +18,7 @@ from nlu_models.data.errors import DataError
 from nlu_models.data.loading import load_nlu
 from nlu_models.data.schema import Message, NLUData
 from nlu_models.diet.batching import batch_size_for_epoch, epoch_batches, shard_batches
-from nlu_models.diet.encoding import EncodedExample, collate, encode_examples
+from nlu_models.diet.encoding import EncodedExample, collate, collate_fn, encode_examples
 from nlu_models.diet.labels import DIETLabels
 from nlu_models.featurize import FeaturizerPipeline
 
@@ -68,6 +68,8 @@ class NLUDataModule(L.LightningDataModule):
     ``train``/``val``/``test`` take an :class:`NLUData`, a :class:`DataSpec` (or its dict), or a
     path. Without ``val``, ``val_fraction`` > 0 holds out a stratified part of ``train``.
     ``max_examples`` cuts every split short (tiny twins for tests).
+    ``finetune_encoder`` (for a DIET that fine-tunes its encoder) skips the frozen dense vectors
+    and gives batches the dense featurizer's sub-token ids instead.
     Call :meth:`prepare` (or let the trainer call ``setup``) before building the model: the
     model's input sizes come from the fitted featurizers.
     """
@@ -78,7 +80,7 @@ class NLUDataModule(L.LightningDataModule):
                  batch_strategy: str = "balanced", eval_batch_size: int = 256,
                  val_fraction: float = 0.0, scheme: str = "BILOU", seed: int = 42,
                  max_examples: int | None = None, show_progress: bool = True,
-                 **metadata: Any) -> None:
+                 finetune_encoder: bool = False, **metadata: Any) -> None:
         super().__init__()
         self.metadata = metadata  # extra config keys (fold, path, ...) kept for the reports
         self.sources = {"train": train, "val": val, "test": test}
@@ -92,6 +94,8 @@ class NLUDataModule(L.LightningDataModule):
         self.seed = seed
         self.max_examples = max_examples
         self.show_progress = show_progress
+        self.finetune_encoder = finetune_encoder
+        self.collate = collate
         self.pipeline: FeaturizerPipeline | None = None
         self.labels: DIETLabels | None = None
         self.data: dict[str, NLUData] = {}
@@ -117,9 +121,10 @@ class NLUDataModule(L.LightningDataModule):
         train = self.data["train"]
         self.labels = labels or DIETLabels.from_data(train, self.scheme)
         self.pipeline = pipeline or self._pipeline().fit(train.examples, train)
+        self.collate = collate_fn(self.pipeline, self.finetune_encoder)
         for split, data in self.data.items():
             self.encoded[split] = encode_examples(data.examples, self.pipeline, self.labels,
-                                                  self.show_progress)
+                                                  self.show_progress, self.finetune_encoder)
         log.info("data %s: %s", self.name,
                  ", ".join(f"{k} {len(v)}" for k, v in self.encoded.items()))
         return self
@@ -155,11 +160,11 @@ class NLUDataModule(L.LightningDataModule):
         rng = np.random.default_rng([self.seed, epoch])
         batches = epoch_batches([e.intent_id for e in examples], size, self.batch_strategy, rng)
         batches = shard_batches(batches, rank, world)
-        return DataLoader(examples, batch_sampler=batches, collate_fn=collate)
+        return DataLoader(examples, batch_sampler=batches, collate_fn=self.collate)
 
     def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader(self.encoded[split], batch_size=self.eval_batch_size, shuffle=False,
-                          collate_fn=collate)
+                          collate_fn=self.collate)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._eval_loader("val") if "val" in self.encoded else []

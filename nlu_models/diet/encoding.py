@@ -1,9 +1,15 @@
 """Examples as arrays and padded batches: the bridge between fitted featurizers and
-:class:`~nlu_models.diet.model.DIETInputs`. No Lightning here, so inference can use it too."""
+:class:`~nlu_models.diet.model.DIETInputs`. No Lightning here, so inference can use it too.
+
+For a DIET that fine-tunes its encoder (``finetune_encoder``), examples carry no dense vectors
+(the frozen encoder is never run over the data) and each batch carries the words' sub-token ids
+from the dense featurizer's tokenizer instead: :func:`collate_fn` picks the right collate.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from functools import partial
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,8 +29,10 @@ class EncodedExample:
 
 
 def encode_examples(messages: Sequence[Message], pipeline: FeaturizerPipeline,
-                    labels: DIETLabels, show_progress: bool = False) -> list[EncodedExample]:
-    features = pipeline.transform_many(list(messages), show_progress=show_progress)
+                    labels: DIETLabels, show_progress: bool = False,
+                    finetune_encoder: bool = False) -> list[EncodedExample]:
+    features = pipeline.transform_many(list(messages), show_progress=show_progress,
+                                       dense_vectors=not finetune_encoder)
     encoded = []
     for message, feats in zip(messages, features):
         tags = {head: np.asarray(labels.tag_ids(message, feats.tokens, head), dtype=np.int64)
@@ -33,9 +41,23 @@ def encode_examples(messages: Sequence[Message], pipeline: FeaturizerPipeline,
     return encoded
 
 
-def collate(examples: Sequence[EncodedExample]) -> DIETInputs:
+def collate_fn(pipeline: FeaturizerPipeline, finetune_encoder: bool = False
+               ) -> Callable[[Sequence[EncodedExample]], DIETInputs]:
+    """:func:`collate`, or for a fine-tuned encoder one that adds the batch's sub-token ids."""
+    if not finetune_encoder:
+        return collate
+    if pipeline.dense is None or not hasattr(pipeline.dense, "tokenize"):
+        raise ValueError("finetune_encoder needs a Hugging Face dense featurizer "
+                         "(LanguageModelFeaturizer) in the featurizer pipeline")
+    return partial(collate, tokenize_words=pipeline.dense.tokenize)
+
+
+def collate(examples: Sequence[EncodedExample],
+            tokenize_words: Callable[[list[list[str]]], dict[str, torch.Tensor]] | None = None
+            ) -> DIETInputs:
     """Pad a list of examples into one :class:`DIETInputs` (tokens to the longest example,
-    sparse bags to the largest bag)."""
+    sparse bags to the largest bag). ``tokenize_words`` (the dense featurizer's ``tokenize``)
+    adds the encoder's sub-token inputs for a model that fine-tunes it."""
     batch = len(examples)
     lengths = [len(e.features.tokens) for e in examples]
     width = max(max(lengths), 1)
@@ -55,6 +77,11 @@ def collate(examples: Sequence[EncodedExample]) -> DIETInputs:
             seq_dense[b, :lengths[b]] = torch.from_numpy(e.features.seq_dense[:lengths[b]])
         inputs.seq_dense = seq_dense
         inputs.sent_dense = torch.from_numpy(np.stack([e.features.sent_dense for e in examples]))
+    if tokenize_words is not None:
+        sub_tokens = tokenize_words([[t.text for t in e.features.tokens] for e in examples])
+        inputs.encoder_input_ids = sub_tokens["input_ids"]                  # (B, S)
+        inputs.encoder_attention_mask = sub_tokens["attention_mask"]        # (B, S)
+        inputs.encoder_word_index = sub_tokens["word_index"]                # (B, S)
     inputs.intent_ids = torch.tensor([e.intent_id for e in examples], dtype=torch.long)
     for head in HEADS:
         if head in examples[0].tags:

@@ -28,9 +28,13 @@ TRIM_EVERY_N_BATCHES = 10
 
 
 class DIETLitModule(L.LightningModule):
+    """``encoder_learning_rate`` is the Adam learning rate of a fine-tuned encoder
+    (``finetune_encoder``): small, as ``learning_rate`` would wreck its pretrained weights."""
+
     def __init__(self, config: dict[str, Any], labels: dict[str, Any],
                  learning_rate: float = 1e-3, regularization_constant: float = 0.002,
-                 l2_mode: str = "rasa", pipeline: FeaturizerPipeline | None = None) -> None:
+                 l2_mode: str = "rasa", pipeline: FeaturizerPipeline | None = None,
+                 encoder_learning_rate: float = 2e-5) -> None:
         super().__init__()
         if l2_mode not in L2_MODES:
             raise ValueError(f"l2_mode must be one of {L2_MODES}, not {l2_mode!r}")
@@ -43,10 +47,21 @@ class DIETLitModule(L.LightningModule):
     @classmethod
     def for_data(cls, datamodule, model: dict[str, Any] | None = None,
                  **training: Any) -> "DIETLitModule":
-        """A module sized for a prepared :class:`NLUDataModule` (fitted featurizers + labels)."""
+        """A module sized for a prepared :class:`NLUDataModule` (fitted featurizers + labels).
+        A model that fine-tunes its encoder (``finetune_encoder``) takes it from the pipeline's
+        dense featurizer, and needs a data module built with ``finetune_encoder=True``."""
         datamodule.prepare()
         pipeline, labels = datamodule.pipeline, datamodule.labels
         config = dict(model or {})
+        finetune = bool(config.get("finetune_encoder", False))
+        if finetune != bool(getattr(datamodule, "finetune_encoder", False)):
+            raise ValueError(f"the model has finetune_encoder={finetune} but the data module "
+                             f"finetune_encoder={not finetune}; set both the same")
+        if finetune:
+            dense = pipeline.dense
+            config.update(encoder_name_or_path=dense.model_name_or_path,
+                          encoder_word_pooling=dense.word_pooling,
+                          encoder_sentence_pooling=dense.sentence_pooling)
         config.update(seq_sparse_dim=pipeline.seq_vocab_size,
                       sent_sparse_dim=pipeline.sent_vocab_size, dense_dim=pipeline.dense_dim,
                       num_intents=len(labels.intents),
@@ -95,7 +110,14 @@ class DIETLitModule(L.LightningModule):
             param.grad.add_(reg)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+        encoder = self.model.encoder_parameters()
+        if not encoder:
+            return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+        in_encoder = {id(p) for p in encoder}
+        rest = [p for p in self.parameters() if id(p) not in in_encoder]
+        return torch.optim.Adam([{"params": rest},
+                                 {"params": encoder, "lr": self.hparams.encoder_learning_rate}],
+                                lr=self.hparams.learning_rate)
 
     # ---- evaluation ----------------------------------------------------------------------------
     def validation_step(self, batch: DIETInputs, batch_idx: int) -> None:

@@ -6,7 +6,12 @@ the default ``config.yml`` sets it up), the :class:`DIETInputs` a batch carries,
 the intent head (dot-product similarity against embedded labels), CRF heads for entity, role and
 group, and the optional masked-LM auxiliary loss.
 
-Shape legend: ``B`` batch, ``T`` tokens, ``K`` features per bag, ``E`` hidden size, ``L`` labels.
+Dense features are normally precomputed by a frozen encoder and carried in the batch. With
+``finetune_encoder`` the model owns the encoder (:class:`HFWordEncoder`) and computes them from
+the batch's sub-token ids, so the encoder trains with the task.
+
+Shape legend: ``B`` batch, ``T`` tokens, ``S`` sub-tokens, ``K`` features per bag, ``E`` hidden
+size, ``L`` labels.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nlu_models.featurize.dense import HFWordEncoder
 from nlu_models.modules import (
     CRF,
     DenseForSparse,
@@ -38,6 +44,11 @@ class DIETConfig:
     seq_sparse_dim: int = 0            # sequence-feature vocabulary size (0 = no sparse features)
     sent_sparse_dim: int = 0           # sentence-feature vocabulary size
     dense_dim: int = 0                 # width of dense (pretrained encoder) features
+    # fine-tuning: the model owns the dense encoder and trains it (batches carry sub-token ids)
+    finetune_encoder: bool = False
+    encoder_name_or_path: str | None = None  # the dense featurizer's model, to rebuild it
+    encoder_word_pooling: str = "mean"       # as the featurizer pools: "mean" | "first"
+    encoder_sentence_pooling: str = "cls"    # "cls" | "mean"
     num_intents: int = 0
     num_entity_tags: int = 0           # including "O"; 0 or 1 = no entity head
     num_role_tags: int = 0
@@ -85,6 +96,9 @@ class DIETConfig:
         if not (self.seq_sparse_dim or self.sent_sparse_dim or self.dense_dim):
             raise ValueError("DIET needs input features: seq_sparse_dim, sent_sparse_dim or "
                              "dense_dim must be > 0 (fit a featurizer pipeline first)")
+        if self.finetune_encoder and not (self.encoder_name_or_path and self.dense_dim):
+            raise ValueError("finetune_encoder needs encoder_name_or_path and dense_dim (a "
+                             "dense featurizer in the pipeline)")
         if self.use_masked_language_model and self.number_of_transformer_layers == 0:
             raise ValueError("use_masked_language_model needs number_of_transformer_layers > 0")
 
@@ -115,6 +129,9 @@ class DIETInputs:
     sent_values: Tensor | None = None      # (B, K) float
     seq_dense: Tensor | None = None        # (B, T, Ed) float
     sent_dense: Tensor | None = None       # (B, Ed) float
+    encoder_input_ids: Tensor | None = None       # (B, S) long: sub-tokens, for finetune_encoder
+    encoder_attention_mask: Tensor | None = None  # (B, S) long
+    encoder_word_index: Tensor | None = None      # (B, S) long: each sub-token's word (-1: none)
     intent_ids: Tensor | None = None       # (B,) long
     entity_tags: Tensor | None = None      # (B, T) long
     role_tags: Tensor | None = None        # (B, T) long
@@ -146,6 +163,8 @@ class DIETModel(nn.Module):
     def __init__(self, config: DIETConfig) -> None:
         super().__init__()
         self.config = c = config
+        # -- dense features from a fine-tuned encoder (else they come precomputed in the batch)
+        self.word_encoder = _fine_tuned_encoder(c) if c.finetune_encoder else None
         # -- input features → one (B, T+1, E) sequence with the sentence slot after the tokens
         self.seq_input = _FeatureCombiner(c.seq_sparse_dim, c.dense_dim, c.dense_dimension_text,
                                           c.drop_rate, c.use_sparse_input_dropout,
@@ -187,7 +206,8 @@ class DIETModel(nn.Module):
         self.tag_logits = nn.ModuleDict()
         self.crfs = nn.ModuleDict()
         if c.has_entities:
-            self.entity_tag_embed = nn.Linear(c.num_entity_tags, c.embedding_dimension)
+            if any(head != "entity" for head in self.active_heads):  # only role/group use it
+                self.entity_tag_embed = nn.Linear(c.num_entity_tags, c.embedding_dimension)
             for head in self.active_heads:
                 width_in = hidden + (c.embedding_dimension if head != "entity" else 0)
                 self.tag_logits[head] = nn.Linear(width_in, self.tag_sizes[head])
@@ -225,14 +245,25 @@ class DIETModel(nn.Module):
         return [h for h in TAG_HEADS if self.tag_sizes[h] > 1] if self.config.has_entities else []
 
     # ---- encoding ------------------------------------------------------------------------------
+    def dense_features(self, x: DIETInputs) -> tuple[Tensor | None, Tensor | None]:
+        """Word and sentence vectors: precomputed in the batch, or from the fine-tuned encoder."""
+        if self.word_encoder is None:
+            return x.seq_dense, x.sent_dense
+        if x.encoder_input_ids is None:
+            raise ValueError("this DIET fine-tunes its encoder: batches need encoder_input_ids "
+                             "(collate with the dense featurizer's tokenizer)")
+        return self.word_encoder(x.encoder_input_ids, x.encoder_attention_mask,
+                                 x.encoder_word_index, num_words=x.mask.shape[1])
+
     def combine_features(self, x: DIETInputs) -> tuple[Tensor, Tensor]:
         """Token features with the sentence vector written at index ``len(tokens)``.
 
         Returns the (B, T+1, E) sequence and its (B, T+1) mask of real positions.
         """
         mask = x.mask
-        seq = self.seq_input(x.seq_ids, x.seq_values, x.seq_dense)           # (B, T, E)
-        sent = self.sent_input(x.sent_ids, x.sent_values, x.sent_dense)      # (B, E)
+        seq_dense, sent_dense = self.dense_features(x)                       # (B, T, Ed), (B, Ed)
+        seq = self.seq_input(x.seq_ids, x.seq_values, seq_dense)             # (B, T, E)
+        sent = self.sent_input(x.sent_ids, x.sent_values, sent_dense)        # (B, E)
         if sent is None:
             sent = torch.zeros(seq.shape[0], seq.shape[-1], device=seq.device, dtype=seq.dtype)
         if not self.same_width:
@@ -344,17 +375,33 @@ class DIETModel(nn.Module):
             tags[head], tag_conf[head] = self.crfs[head].decode(emissions, lengths)
         return DIETPrediction(confidences, tags, tag_conf)
 
-    # ---- regularisation --------------------------------------------------------------------------
+    # ---- regularisation and parameter groups ----------------------------------------------------
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The fine-tuned encoder's weights (none when features are precomputed)."""
+        return list(self.word_encoder.parameters()) if self.word_encoder is not None else []
+
     def regularized_parameters(self) -> list[nn.Parameter]:
         """Kernels that carry Rasa's L2 term: every weight matrix and the CRF transitions
-        (not biases, LayerNorms, the mask vector or position tables)."""
+        (not biases, LayerNorms, the mask vector, position tables or a fine-tuned encoder)."""
+        encoder = {id(p) for p in self.encoder_parameters()}
         params = []
         for name, param in self.named_parameters():
             leaf = name.rsplit(".", 1)[-1]
             if param.requires_grad and param.dim() == 2 and leaf in ("weight", "transitions") \
-                    and ".norm" not in name and "layer_norm" not in name:
+                    and ".norm" not in name and "layer_norm" not in name \
+                    and id(param) not in encoder:
                 params.append(param)
         return params
+
+
+def _fine_tuned_encoder(c: DIETConfig) -> HFWordEncoder:
+    """The dense featurizer's encoder, pretrained weights loaded, as a trainable sub-module."""
+    encoder = HFWordEncoder(c.encoder_name_or_path, c.encoder_word_pooling,
+                            c.encoder_sentence_pooling)
+    if encoder.dim != c.dense_dim:
+        raise ValueError(f"encoder {c.encoder_name_or_path!r} has width {encoder.dim}, but "
+                         f"dense_dim is {c.dense_dim}")
+    return encoder
 
 
 class _FeatureCombiner(nn.Module):

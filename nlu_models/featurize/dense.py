@@ -5,7 +5,9 @@ mean (or first) of its sub-token vectors, and words cut off by truncation get ze
 sentence vector is the vector at the CLS position (``"cls"``, Rasa's choice) or the
 attention-masked mean of all sub-tokens (``"mean"``, what sentence-transformers models are
 trained for). :class:`HFWordEncoder` is the trainable module a model can own;
-:class:`HFDenseFeaturizer` runs the same module frozen, so both give identical vectors.
+:class:`HFDenseFeaturizer` runs the same module frozen, so both give identical vectors. For a
+model that fine-tunes its own encoder, the featurizer only tokenizes (:meth:`HFDenseFeaturizer.
+tokenize`): the same sub-token ids, and the model computes the vectors.
 
 Shapes: ``B`` batch, ``S`` sub-tokens, ``T`` words, ``E`` hidden size.
 """
@@ -41,22 +43,48 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}, not {value!r}")
 
 
+def load_word_tokenizer(model_name_or_path: str) -> Any:
+    """The model's fast tokenizer (word alignment needs ``word_ids``)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_name_or_path))
+    if not tokenizer.is_fast:
+        raise ValueError(f"{model_name_or_path!r} has no fast tokenizer; word alignment "
+                         "needs one (word_ids)")
+    return tokenizer
+
+
+def tokenize_words(tokenizer: Any, word_lists: Sequence[Sequence[str]], max_length: int
+                   ) -> dict[str, Tensor]:
+    """Padded sub-token ids, attention mask and each sub-token's word position (-1: none)."""
+    encoded = tokenizer([list(words) for words in word_lists], is_split_into_words=True,
+                        truncation=True, max_length=max_length, padding=True,
+                        return_tensors="pt")
+    word_index = torch.full_like(encoded["input_ids"], -1)                     # (B, S)
+    for b in range(len(word_lists)):
+        ids = [-1 if w is None else w for w in encoded.word_ids(b)]
+        word_index[b, :len(ids)] = torch.tensor(ids, dtype=word_index.dtype)
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+            "word_index": word_index}
+
+
 class HFWordEncoder(nn.Module):
     """A transformer encoder whose sub-token vectors are pooled back to whitespace words."""
 
     def __init__(self, model_name_or_path: str, word_pooling: str = "mean",
                  sentence_pooling: str = "cls") -> None:
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
         _check_choice("word_pooling", word_pooling, WORD_POOLINGS)
         _check_choice("sentence_pooling", sentence_pooling, SENTENCE_POOLINGS)
-        path = resolve_model_path(model_name_or_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        if not self.tokenizer.is_fast:
-            raise ValueError(f"{model_name_or_path!r} has no fast tokenizer; word alignment "
-                             "needs one (word_ids)")
-        self.model = AutoModel.from_pretrained(path)
+        self.tokenizer = load_word_tokenizer(model_name_or_path)
+        self.model = AutoModel.from_pretrained(resolve_model_path(model_name_or_path))
+        if getattr(self.model, "pooler", None) is not None:
+            # unused here (vectors come from the last hidden states); dropped, as
+            # ``add_pooling_layer=False`` does, so every weight of a fine-tuned encoder learns
+            self.model.pooler = None
+        self.model.train()  # from_pretrained returns eval mode; a new module starts in train
         self.word_pooling = word_pooling
         self.sentence_pooling = sentence_pooling
 
@@ -67,15 +95,7 @@ class HFWordEncoder(nn.Module):
     def encode_inputs(self, word_lists: Sequence[Sequence[str]], max_length: int = 512
                       ) -> dict[str, Tensor]:
         """Padded sub-token ids, attention mask and each sub-token's word position (-1: none)."""
-        encoded = self.tokenizer([list(words) for words in word_lists], is_split_into_words=True,
-                                 truncation=True, max_length=max_length, padding=True,
-                                 return_tensors="pt")
-        word_index = torch.full_like(encoded["input_ids"], -1)                 # (B, S)
-        for b in range(len(word_lists)):
-            ids = [-1 if w is None else w for w in encoded.word_ids(b)]
-            word_index[b, :len(ids)] = torch.tensor(ids, dtype=word_index.dtype)
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
-                "word_index": word_index}
+        return tokenize_words(self.tokenizer, word_lists, max_length)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, word_index: Tensor,
                 num_words: int) -> tuple[Tensor, Tensor]:
@@ -97,7 +117,10 @@ class HFWordEncoder(nn.Module):
 
 
 class HFDenseFeaturizer:
-    """A frozen :class:`HFWordEncoder`, loaded on first use; stores its name, not its weights."""
+    """A frozen :class:`HFWordEncoder`, loaded on first use; stores its name, not its weights.
+
+    With a fine-tuned encoder the model owns the weights and this featurizer only tokenizes
+    (:meth:`tokenize`); the frozen encoder is then never loaded."""
 
     name = "HFDenseFeaturizer"
 
@@ -113,6 +136,7 @@ class HFDenseFeaturizer:
         self.batch_size = batch_size
         self.device = device
         self._encoder: HFWordEncoder | None = None
+        self._tokenizer: Any = None
 
     @property
     def encoder(self) -> HFWordEncoder:
@@ -124,7 +148,21 @@ class HFDenseFeaturizer:
 
     @property
     def dim(self) -> int:
-        return self.encoder.dim
+        """The hidden size, read from the model's config (no weights are loaded for it)."""
+        if self._encoder is not None:
+            return self._encoder.dim
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(resolve_model_path(self.model_name_or_path))
+        return int(config.hidden_size)
+
+    def tokenize(self, word_lists: Sequence[Sequence[str]]) -> dict[str, Tensor]:
+        """The encoder's padded inputs for a batch of word lists (``HFWordEncoder.forward``
+        takes them), for a model that runs a fine-tuned copy of the encoder itself."""
+        if self._tokenizer is None:
+            self._tokenizer = (self._encoder.tokenizer if self._encoder is not None
+                               else load_word_tokenizer(self.model_name_or_path))
+        return tokenize_words(self._tokenizer, word_lists, self.max_length)
 
     @torch.no_grad()
     def encode(self, word_lists: Sequence[Sequence[str]], batch_size: int | None = None

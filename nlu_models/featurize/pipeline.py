@@ -84,8 +84,12 @@ class FeaturizerPipeline:
         return self.transform_many([text_or_message])[0]
 
     def transform_many(self, items: Iterable[str | Message], batch_size: int = 64,
-                       show_progress: bool = False) -> list[MessageFeatures]:
-        """Features of each item, the dense encoder run ``batch_size`` messages at a time."""
+                       show_progress: bool = False, dense_vectors: bool = True
+                       ) -> list[MessageFeatures]:
+        """Features of each item, the dense encoder run ``batch_size`` messages at a time.
+
+        ``dense_vectors=False`` skips the dense encoder (``seq_dense``/``sent_dense`` stay
+        None), for a model that fine-tunes the encoder and computes them itself."""
         from tqdm.auto import tqdm
 
         texts = [_text(item) for item in items]
@@ -95,7 +99,7 @@ class FeaturizerPipeline:
             for first in range(0, len(texts), batch_size):
                 chunk = [self._sparse_features(text, starts)
                          for text in texts[first:first + batch_size]]
-                if self.dense is not None:
+                if self.dense is not None and dense_vectors:
                     vectors = self.dense.encode([[t.text for t in f.tokens] for f in chunk],
                                                 batch_size)
                     for features, (words, sentence) in zip(chunk, vectors):
