@@ -1,0 +1,99 @@
+"""Accuracy benchmark: train and test one experiment per seed (and fold), each in its own process,
+then report mean ± sd over the runs — never the best run.
+
+    python -m experiments.bench.accuracy --experiments diet_snips diet_atis --seeds 1 2 3
+    python -m experiments.bench.accuracy --experiments diet_hwu64 --folds 1 2 3 --seeds 1
+    python -m experiments.bench.accuracy --experiments diet_snips --epochs 20 -- trainer=gpu
+
+Writes ``accuracy_<experiment>.json`` (every run's summary plus the aggregate, the command, the
+machine and the date) into ``--out`` and prints a Markdown table for the README.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from experiments import REPO_ROOT
+from experiments.bench.common import machine_info, timed_command
+from nlu_models.evaluation import aggregate_summaries, format_mean_sd
+
+COLUMNS = (("intent_accuracy", "intent acc", 100), ("intent_macro_f1", "intent macro F1", 100),
+           ("entity_f1", "entity F1 (exact span)", 100),
+           ("entity_lenient_f1", "entity F1 (HERMIT lenient)", 100),
+           ("train_seconds", "train s", 1), ("peak_rss_mb", "peak MB", 1))
+
+
+def run_one(experiment: str, seed: int, fold: int | None, epochs: int | None,
+            extra: list[str], out: Path) -> dict[str, Any]:
+    name = f"{experiment}_seed{seed}" + (f"_fold{fold}" if fold is not None else "")
+    run_dir = out / "runs" / name
+    overrides = [f"experiment={experiment}", f"seed={seed}", f"hydra.run.dir={run_dir}",
+                 "trainer.enable_progress_bar=false", "callbacks.model_summary=null", *extra]
+    if fold is not None:
+        overrides.append(f"data.fold={fold}")
+    if epochs is not None:
+        overrides.append(f"trainer.max_epochs={epochs}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    measured = timed_command([sys.executable, "-m", "experiments.train", *overrides],
+                             run_dir / "train.log", cwd=REPO_ROOT,
+                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    summary = json.loads((run_dir / "reports" / "summary.json").read_text())
+    return {**summary, "peak_rss_mb": measured["peak_rss_mb"],
+            "process_seconds": measured["wall_seconds"], "fold": fold}
+
+
+def markdown_row(experiment: str, aggregate: dict[str, Any]) -> str:
+    cells = []
+    for key, _, scale in COLUMNS:
+        cells.append(format_mean_sd(aggregate, key, scale=scale, digits=2 if scale == 100 else 0)
+                     if isinstance(aggregate.get(key), dict) else "–")
+    return f"| {experiment} | " + " | ".join(cells) + " |"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--experiments", nargs="+", required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--folds", nargs="+", type=int, default=None,
+                        help="data.fold values (HWU64)")
+    parser.add_argument("--epochs", type=int, default=None, help="override trainer.max_epochs")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench")
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides, after --")
+    args = parser.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    header = "| experiment | " + " | ".join(c[1] for c in COLUMNS) + " |"
+    rows = [header, "|" + " --- |" * (len(COLUMNS) + 1)]
+    for experiment in args.experiments:
+        started = time.strftime("%Y-%m-%d %H:%M")
+        runs = []
+        for seed in args.seeds:
+            for fold in args.folds or [None]:
+                print(f"{experiment} seed {seed}" + (f" fold {fold}" if fold else "") + " ...",
+                      flush=True)
+                runs.append(run_one(experiment, seed, fold, args.epochs, args.overrides,
+                                    args.out))
+                print("  " + ", ".join(f"{k}={runs[-1][k]:.4f}" for k in
+                                       ("intent_accuracy", "entity_f1") if k in runs[-1]),
+                      flush=True)
+        aggregate = aggregate_summaries(runs)
+        results[experiment] = {
+            "command": "python -m experiments.bench.accuracy " + " ".join(argv or sys.argv[1:]),
+            "date": started, "machine": machine_info(), "seeds": args.seeds,
+            "folds": args.folds, "epochs": args.epochs or runs[0].get("epochs"),
+            "aggregate": aggregate, "runs": runs}
+        (args.out / f"accuracy_{experiment}.json").write_text(
+            json.dumps(results[experiment], indent=2, default=str))
+        rows.append(markdown_row(experiment, aggregate))
+    print("\n".join(rows))
+    return results
+
+
+if __name__ == "__main__":
+    main()
