@@ -55,8 +55,8 @@ def collate_fn(pipeline: FeaturizerPipeline, finetune_encoder: bool = False
 def collate(examples: Sequence[EncodedExample],
             tokenize_words: Callable[[list[list[str]]], dict[str, torch.Tensor]] | None = None
             ) -> DIETInputs:
-    """Pad a list of examples into one :class:`DIETInputs` (tokens to the longest example,
-    sparse bags to the largest bag). ``tokenize_words`` (the dense featurizer's ``tokenize``)
+    """Pad a list of examples into one :class:`DIETInputs`: tokens to the longest example,
+    sparse bags flat (no padding) with offsets. ``tokenize_words`` (the dense featurizer's ``tokenize``)
     adds the encoder's sub-token inputs for a model that fine-tunes it."""
     batch = len(examples)
     lengths = [len(e.features.tokens) for e in examples]
@@ -68,8 +68,8 @@ def collate(examples: Sequence[EncodedExample],
     first = examples[0].features
     # sparse bags are always built (all-padding when a pipeline has no sparse featurizer);
     # the model ignores them when it has no sparse input
-    inputs.seq_ids, inputs.seq_values = _pad_seq_bags(examples, width)
-    inputs.sent_ids, inputs.sent_values = _pad_sent_bags(examples)
+    inputs.seq_ids, inputs.seq_values, inputs.seq_offsets = _flat_seq_bags(examples, width)
+    inputs.sent_ids, inputs.sent_values, inputs.sent_offsets = _flat_sent_bags(examples)
     if first.seq_dense is not None:
         dim = first.seq_dense.shape[-1]
         seq_dense = torch.zeros(batch, width, dim)
@@ -92,25 +92,21 @@ def collate(examples: Sequence[EncodedExample],
     return inputs
 
 
-def _pad_seq_bags(examples: Sequence[EncodedExample], width: int):
-    bag = max(1, max(int(np.diff(e.features.seq_indptr).max(initial=0)) for e in examples))
-    ids = np.zeros((len(examples), width, bag), dtype=np.int64)
-    values = np.zeros((len(examples), width, bag), dtype=np.float32)
+def _flat_seq_bags(examples: Sequence[EncodedExample], width: int):
+    """All token bags of the batch back to back; padded token rows get empty bags."""
+    ids = np.concatenate([e.features.seq_ids for e in examples]).astype(np.int64)
+    values = np.concatenate([e.features.seq_values for e in examples]).astype(np.float32)
+    sizes = np.zeros((len(examples), width), dtype=np.int64)  # (B, T) entries per bag
     for b, e in enumerate(examples):
-        f = e.features
-        for t in range(len(f.seq_indptr) - 1):
-            lo, hi = f.seq_indptr[t], f.seq_indptr[t + 1]
-            ids[b, t, :hi - lo] = f.seq_ids[lo:hi]
-            values[b, t, :hi - lo] = f.seq_values[lo:hi]
-    return torch.from_numpy(ids), torch.from_numpy(values)
+        counts = np.diff(e.features.seq_indptr)
+        sizes[b, :len(counts)] = counts
+    offsets = np.concatenate([[0], np.cumsum(sizes.ravel())[:-1]])  # (B·T,)
+    return torch.from_numpy(ids), torch.from_numpy(values), torch.from_numpy(offsets)
 
 
-def _pad_sent_bags(examples: Sequence[EncodedExample]):
-    bag = max(1, max(len(e.features.sent_ids) for e in examples))
-    ids = np.zeros((len(examples), bag), dtype=np.int64)
-    values = np.zeros((len(examples), bag), dtype=np.float32)
-    for b, e in enumerate(examples):
-        n = len(e.features.sent_ids)
-        ids[b, :n] = e.features.sent_ids
-        values[b, :n] = e.features.sent_values
-    return torch.from_numpy(ids), torch.from_numpy(values)
+def _flat_sent_bags(examples: Sequence[EncodedExample]):
+    ids = np.concatenate([e.features.sent_ids for e in examples]).astype(np.int64)
+    values = np.concatenate([e.features.sent_values for e in examples]).astype(np.float32)
+    sizes = np.array([len(e.features.sent_ids) for e in examples], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # (B,)
+    return torch.from_numpy(ids), torch.from_numpy(values), torch.from_numpy(offsets)

@@ -120,13 +120,20 @@ class DIETConfig:
 
 @dataclass
 class DIETInputs:
-    """One padded batch. Sparse bags use 1-based feature ids with 0 as padding."""
+    """One padded batch. Sparse bags use 1-based feature ids with 0 as padding.
+
+    Sparse bags come padded — ids/values (B, T, K) and (B, K) — or flat without padding: then
+    ids/values are (nnz,) and ``seq_offsets`` (B·T,) / ``sent_offsets`` (B,) give where each
+    token's / sentence's bag starts (what :func:`~nlu_models.diet.encoding.collate` builds).
+    """
 
     mask: Tensor                           # (B, T) bool, True on real tokens
-    seq_ids: Tensor | None = None          # (B, T, K) long
-    seq_values: Tensor | None = None       # (B, T, K) float
-    sent_ids: Tensor | None = None         # (B, K) long
-    sent_values: Tensor | None = None      # (B, K) float
+    seq_ids: Tensor | None = None          # (B, T, K) long, or (nnz,) with seq_offsets
+    seq_values: Tensor | None = None       # (B, T, K) float, or (nnz,)
+    sent_ids: Tensor | None = None         # (B, K) long, or (nnz,) with sent_offsets
+    sent_values: Tensor | None = None      # (B, K) float, or (nnz,)
+    seq_offsets: Tensor | None = None      # (B·T,) long: start of each token's bag
+    sent_offsets: Tensor | None = None     # (B,) long: start of each sentence's bag
     seq_dense: Tensor | None = None        # (B, T, Ed) float
     sent_dense: Tensor | None = None       # (B, Ed) float
     encoder_input_ids: Tensor | None = None       # (B, S) long: sub-tokens, for finetune_encoder
@@ -262,8 +269,10 @@ class DIETModel(nn.Module):
         """
         mask = x.mask
         seq_dense, sent_dense = self.dense_features(x)                       # (B, T, Ed), (B, Ed)
-        seq = self.seq_input(x.seq_ids, x.seq_values, seq_dense)             # (B, T, E)
-        sent = self.sent_input(x.sent_ids, x.sent_values, sent_dense)        # (B, E)
+        seq = self.seq_input(x.seq_ids, x.seq_values, seq_dense, x.seq_offsets,
+                             mask.shape)                                     # (B, T, E)
+        sent = self.sent_input(x.sent_ids, x.sent_values, sent_dense, x.sent_offsets,
+                               mask.shape[:1])                               # (B, E)
         if sent is None:
             sent = torch.zeros(seq.shape[0], seq.shape[-1], device=seq.device, dtype=seq.dtype)
         if not self.same_width:
@@ -418,11 +427,14 @@ class _FeatureCombiner(nn.Module):
             self.dropout = nn.Dropout(drop_rate if dense_dropout else 0.0)
         self.out_features = (units if sparse_dim else 0) + dense_dim
 
-    def forward(self, ids: Tensor | None, values: Tensor | None,
-                dense: Tensor | None) -> Tensor | None:
+    def forward(self, ids: Tensor | None, values: Tensor | None, dense: Tensor | None,
+                offsets: Tensor | None = None, shape: tuple[int, ...] = ()) -> Tensor | None:
+        """Padded bags, or flat bags with ``offsets`` reshaped to ``shape`` (B, T) or (B,)."""
         parts = []
         if self.sparse_dim and ids is not None:
-            projected = self.dense_for_sparse(ids, self.sparse_dropout(values))
+            projected = self.dense_for_sparse(ids, self.sparse_dropout(values), offsets)
+            if offsets is not None:
+                projected = projected.reshape(*shape, -1)                     # (B, [T,] E)
             parts.append(self.dropout(projected))
         if self.dense_dim and dense is not None:
             parts.append(dense)

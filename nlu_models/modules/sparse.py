@@ -69,12 +69,24 @@ class DenseForSparse(nn.Module):
             if self.bias is not None:
                 self.bias.zero_()
 
-    def forward(self, ids: Tensor, values: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, values: Tensor, offsets: Tensor | None = None) -> Tensor:
+        """Padded bags ``ids, values (..., K)`` → ``(..., out)``; or, with ``offsets (N,)``
+        (the start of each bag), flat bags ``ids, values (nnz,)`` → ``(N, out)``.
+
+        Flat bags skip the padding entirely: a batch's padded (B, T, K) grid is mostly padding,
+        and EmbeddingBag's backward allocates a row per entry, so this saves time and memory.
+        """
         if ids.shape != values.shape:
             raise ValueError(f"ids {tuple(ids.shape)} and values {tuple(values.shape)} differ")
+        weight = self.bag.weight
+        if offsets is not None:
+            if ids.numel() == 0:
+                out = weight.new_zeros(offsets.shape[0], self.out_features)  # (N, out)
+            else:
+                out = self.bag(ids, offsets, per_sample_weights=values.to(weight.dtype))
+            return out + self.bias if self.bias is not None else out  # (N, out)
         *lead, k = ids.shape
         rows = math.prod(lead)
-        weight = self.bag.weight
         if k == 0 or rows == 0:
             out = weight.new_zeros(rows, self.out_features)  # (N, out)
         else:

@@ -114,6 +114,7 @@ def test_sentence_vector_sits_after_the_last_token(examples):
     {"loss_type": "margin"},
     {"hidden_layers_text": [10], "hidden_layers_label": [6]},
     {"dense_dim": DENSE},
+    {"num_role_tags": 0, "num_group_tags": 0},  # no unused layers (DDP refuses them)
 ])
 def test_gradients_reach_every_trainable_parameter(examples, options):
     torch.manual_seed(1)
@@ -190,3 +191,29 @@ def test_rank_intents_keeps_the_top_k_without_renormalising():
     ranked = rank_intents(conf, 2)
     assert ranked.tolist() == [[0.0, 0.5, 0.0, 0.25]]
     assert torch.equal(rank_intents(conf, 0), conf)
+
+
+def flat_bags(x: DIETInputs) -> DIETInputs:
+    """The same batch with padding-free sparse bags (ids/values + offsets), as collate builds."""
+    def flatten(ids, values):
+        rows_ids, rows_values = ids.reshape(-1, ids.shape[-1]), values.reshape(-1, ids.shape[-1])
+        keep = rows_ids != 0
+        sizes = keep.sum(1)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)[:-1]])
+        return rows_ids[keep], rows_values[keep], offsets
+    flat = DIETInputs(**vars(x))
+    flat.seq_ids, flat.seq_values, flat.seq_offsets = flatten(x.seq_ids, x.seq_values)
+    flat.sent_ids, flat.sent_values, flat.sent_offsets = flatten(x.sent_ids, x.sent_values)
+    return flat
+
+
+def test_flat_sparse_bags_give_the_same_predictions_as_padded_bags(examples):
+    torch.manual_seed(0)
+    model = DIETModel(tiny_config()).eval()
+    padded = batch_of(examples, pad_bag=3)
+    flat = flat_bags(padded)
+    assert flat.seq_ids.dim() == 1 and flat.seq_offsets.shape == (4 * 7,)
+    a, b = model.predict(padded), model.predict(flat)
+    assert torch.allclose(a.intent_confidences, b.intent_confidences, atol=1e-6)
+    for head in a.tags:
+        assert torch.equal(a.tags[head], b.tags[head])
