@@ -52,14 +52,23 @@ def train(cfg: DictConfig, **data_overrides: Any) -> dict[str, Any]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     _reload_best(trainer, module)
 
-    summary: dict[str, Any] = {"val_" + k.replace("/", "_"): v for k, v in metrics.items()
+    summary: dict[str, Any] = {k.replace("/", "_"): v for k, v in metrics.items()
                                if k.startswith("val/")}
     if cfg.get("evaluate") and not trainer.fast_dev_run and trainer.is_global_zero:
         summary = evaluate_split(cfg, datamodule, module, out_dir, {
             "epochs": trainer.current_epoch, "train_seconds": round(train_seconds, 2),
             "featurize_seconds": round(featurize_seconds, 2),
             "peak_memory_mb": peak_memory_mb(), **summary})
+    _finish_loggers(trainer)
     return {**metrics, **summary}
+
+
+def _finish_loggers(trainer: L.Trainer) -> None:
+    """Close a wandb run, so the next run of a multirun (seeds, Optuna) gets its own."""
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "_experiment", None)
+        if type(logger).__name__ == "WandbLogger" and experiment is not None:
+            experiment.finish()
 
 
 def build_datamodule(data_cfg: DictConfig, **overrides: Any):

@@ -73,5 +73,7 @@ def shard_batches(batches: list[list[int]], rank: int, world_size: int) -> list[
     number on every rank."""
     if world_size <= 1:
         return batches
+    if len(batches) < world_size:  # too few batches: repeat some so no rank is left without
+        batches = [batches[i % len(batches)] for i in range(world_size)]
     per_rank = len(batches) // world_size
-    return batches[rank::world_size][:max(per_rank, 1)]
+    return batches[rank::world_size][:per_rank]

@@ -58,3 +58,8 @@ def test_shard_batches_gives_each_rank_the_same_number():
     shards = [shard_batches(batches, r, 2) for r in range(2)]
     assert [len(s) for s in shards] == [3, 3]
     assert not set(map(tuple, shards[0])) & set(map(tuple, shards[1]))
+
+
+def test_shard_batches_never_leaves_a_rank_empty():
+    shards = [shard_batches([[0], [1]], r, 4) for r in range(4)]
+    assert [len(s) for s in shards] == [1, 1, 1, 1]
