@@ -25,6 +25,7 @@ from experiments import REPO_ROOT
 from experiments.bench.common import DATASETS, data_root, machine_info, timed_command
 from nlu_models.data.loading import load_nlu
 from nlu_models.data.rasa_yaml import nlu_to_yaml
+from nlu_models.data.schema import NLUData
 from nlu_models.evaluation import evaluate_nlu
 
 RASA_VENV = Path(os.environ.get("RASA_VENV", Path.home() / ".cache/dialab-anchor/rasa-venv"))
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train = load_nlu(data_root() / path, fmt, split="train")
     test = load_nlu(data_root() / path, fmt, split="test")
     train_yml = work / "nlu.yml"
-    train_yml.write_text(nlu_to_yaml(train))
+    # one block per intent, as Rasa users write it (the reader keeps the file order)
+    grouped = sorted(train.examples, key=lambda m: m.intent or "")
+    train_yml.write_text(nlu_to_yaml(NLUData(examples=grouped)))
 
     started = time.strftime("%Y-%m-%d %H:%M")
     print(f"[{started}] Rasa 3.6 DIET, {args.epochs} epochs on {args.dataset} ...", flush=True)
