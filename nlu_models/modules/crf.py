@@ -10,6 +10,16 @@ import torch
 from torch import Tensor, nn
 
 
+def _full_precision(method):
+    """Run a CRF method in float32 even under mixed precision (``trainer=gpu`` uses bf16
+    autocast): the forward algorithm's sums of exponentials lose too much in bf16."""
+    def wrapper(self, emissions: Tensor, *args: Tensor):
+        with torch.autocast(device_type=emissions.device.type, enabled=False):
+            return method(self, emissions.float(), *args)
+    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
+    return wrapper
+
+
 def _length_mask(lengths: Tensor, max_length: int) -> Tensor:
     return torch.arange(max_length, device=lengths.device) < lengths[:, None]  # (B, T)
 
@@ -32,6 +42,7 @@ class CRF(nn.Module):
         """Same as :meth:`log_likelihood`."""
         return self.log_likelihood(emissions, tags, lengths)
 
+    @_full_precision
     def log_likelihood(self, emissions: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
         """``log p(tags | emissions)`` per row, ``(B,)``.
 
@@ -61,6 +72,7 @@ class CRF(nn.Module):
         log_partition = torch.logsumexp(alpha, dim=-1)  # (B,)
         return torch.where(lengths > 0, gold - log_partition, 0.0)  # (B,)
 
+    @_full_precision
     def decode(self, emissions: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Viterbi path and per-token confidences, both ``(B, T)``; padding gets tag 0, conf 0.
 

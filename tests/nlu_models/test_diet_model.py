@@ -217,3 +217,18 @@ def test_flat_sparse_bags_give_the_same_predictions_as_padded_bags(examples):
     assert torch.allclose(a.intent_confidences, b.intent_confidences, atol=1e-6)
     for head in a.tags:
         assert torch.equal(a.tags[head], b.tags[head])
+
+
+@pytest.mark.parametrize("options", [{}, {"dense_dim": DENSE}, {"use_masked_language_model": True}])
+def test_trains_and_predicts_under_bf16_autocast(options):
+    """`trainer=gpu` uses bf16 mixed precision; CPU autocast exercises the same dtype paths."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    batch = batch_of([random_example(n, gen, dense="dense_dim" in options) for n in (4, 7, 2)])
+    model = DIETModel(tiny_config(**options))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch)
+        out.loss.backward()
+        prediction = model.eval().predict(batch)
+    assert torch.isfinite(out.loss)
+    assert prediction.intent_confidences.shape == (3, N_INTENTS)

@@ -526,3 +526,20 @@ def test_softmax_label_loss_targets_and_confidences():
     torch.testing.assert_close(confidences.sum(-1), torch.ones(5))
     with pytest.raises(ValueError, match=r"\[5\]"):
         loss_fn(inputs[:1], all_labels[:1], torch.tensor([5]), all_labels, all_ids)
+
+
+def test_crf_stays_in_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    crf = CRF(7)
+    with torch.no_grad():
+        crf.transitions.normal_(0, 2.0)
+    emissions = torch.randn(3, 6, 7) * 3
+    tags = torch.randint(0, 7, (3, 6))
+    lengths = torch.tensor([6, 4, 1])
+    exact = crf.log_likelihood(emissions, tags, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = crf.log_likelihood(emissions.bfloat16(), tags, lengths)
+        decoded, _ = crf.decode(emissions, lengths)
+    assert mixed.dtype == torch.float32
+    assert torch.allclose(mixed, exact, atol=0.1)  # only the bf16 rounding of the inputs
+    assert torch.equal(decoded, crf.decode(emissions, lengths)[0])
