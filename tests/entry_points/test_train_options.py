@@ -104,3 +104,13 @@ def test_optuna_search_tunes_on_held_out_training_data_when_there_is_no_val_spli
     cfg = compose_config("train", ["hparams_search=optuna", "data=demo_bot"], tmp_path)
     assert cfg.data.val is None and cfg.data.val_fraction > 0
     assert cfg.optimized_metric == "val/score"
+
+
+@pytest.mark.timeout(600)
+def test_seed_sweep_multirun_gives_one_run_per_seed(tmp_path):
+    sweep_dir = tmp_path / "seeds"
+    run_entry_point(["-m", "experiment=diet_tiny", "seed=1,2", "trainer.max_epochs=1",
+                     f"hydra.sweep.dir={sweep_dir}"], tmp_path, timeout=500)
+    seeds = [json.loads((sweep_dir / job / "reports" / "summary.json").read_text())["seed"]
+             for job in ("0", "1")]
+    assert seeds == [1, 2]
