@@ -50,7 +50,8 @@ def _folds(cfg: DictConfig):
     data = as_data(OmegaConf.to_container(cfg.data.train, resolve=True))
     intents = [m.intent or "" for m in data.examples]
     splitter = StratifiedKFold(n_splits=cfg.cv.n_folds, shuffle=True, random_state=cfg.seed)
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(intents)), intents), 1):
+    folds = splitter.split(np.zeros(len(intents)), intents)
+    for fold, (train_idx, test_idx) in enumerate(folds, 1):
         yield fold, {"train": _subset(data, train_idx), "test": _subset(data, test_idx),
                      "val": None}
 

@@ -47,7 +47,8 @@ def run_rasa(train_yml: Path, test_messages, epochs: int, work: Path) -> dict[st
     texts = work / "test_texts.json"
     texts.write_text(json.dumps([m.text for m in test_messages]))
     predictions_file = work / "rasa_predictions.json"
-    subprocess.run([str(RASA_VENV / "bin" / "python"), str(Path(__file__).with_name("rasa_parse.py")),
+    parse_script = Path(__file__).with_name("rasa_parse.py")
+    subprocess.run([str(RASA_VENV / "bin" / "python"), str(parse_script),
                     str(work / "models" / "diet.tar.gz"), str(texts), str(predictions_file)],
                    check=True, cwd=work, env=env, capture_output=True)
     predictions = json.loads(predictions_file.read_text())

@@ -61,7 +61,7 @@ def as_data(source: NLUData | DataSpec | dict | str | None) -> NLUData | None:
     return source.load()
 
 
-# ---- the Lightning data module ---------------------------------------------------------------------
+# ---- the Lightning data module -------------------------------------------------------------
 class NLUDataModule(L.LightningDataModule):
     """Splits → fitted featurizers and labels → encoded examples → Rasa-style batches.
 

@@ -56,8 +56,8 @@ def collate(examples: Sequence[EncodedExample],
             tokenize_words: Callable[[list[list[str]]], dict[str, torch.Tensor]] | None = None
             ) -> DIETInputs:
     """Pad a list of examples into one :class:`DIETInputs`: tokens to the longest example,
-    sparse bags flat (no padding) with offsets. ``tokenize_words`` (the dense featurizer's ``tokenize``)
-    adds the encoder's sub-token inputs for a model that fine-tunes it."""
+    sparse bags flat (no padding) with offsets. ``tokenize_words`` (the dense featurizer's
+    ``tokenize``) adds the encoder's sub-token inputs for a model that fine-tunes it."""
     batch = len(examples)
     lengths = [len(e.features.tokens) for e in examples]
     width = max(max(lengths), 1)

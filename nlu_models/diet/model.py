@@ -283,7 +283,8 @@ class DIETModel(nn.Module):
         batch = torch.arange(combined.shape[0], device=combined.device)
         combined = combined.index_put((batch, lengths), sent)
         full_mask = torch.cat([mask, torch.zeros_like(mask[:, :1])], dim=1)
-        full_mask = full_mask.index_put((batch, lengths), torch.ones_like(lengths, dtype=torch.bool))
+        real = torch.ones_like(lengths, dtype=torch.bool)
+        full_mask = full_mask.index_put((batch, lengths), real)
         return self.text_ffnn(combined), full_mask
 
     def encode(self, x: DIETInputs, mlm: bool = False) -> dict[str, Tensor]:
