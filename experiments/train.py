@@ -8,6 +8,7 @@ the run folder. Seed sweeps: ``-m seed=1,2,3``; search: ``-m hparams_search=optu
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,12 @@ from experiments.common import (
 )
 from nlu_models.diet.lit_module import DIETLitModule
 from nlu_models.diet.model import count_parameters
+
+# Lightning warnings that say nothing about a dialab run: small epochs (the demo bot has fewer
+# batches than the logging interval), no validation split, and a deprecation inside Lightning.
+for message in (".*smaller than the logging interval.*", ".*Total length of `list` across ranks.*",
+                ".*isinstance\\(treespec, LeafSpec\\).*"):
+    warnings.filterwarnings("ignore", message=message)
 
 
 def train(cfg: DictConfig, **data_overrides: Any) -> dict[str, Any]:
