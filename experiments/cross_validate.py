@@ -19,7 +19,6 @@ from sklearn.model_selection import StratifiedKFold
 
 from experiments.common import log
 from experiments.train import train
-from nlu_models.data.schema import NLUData
 from nlu_models.diet.datamodule import as_data
 from nlu_models.evaluation import aggregate_summaries, format_mean_sd
 
@@ -52,13 +51,9 @@ def _folds(cfg: DictConfig):
     splitter = StratifiedKFold(n_splits=cfg.cv.n_folds, shuffle=True, random_state=cfg.seed)
     folds = splitter.split(np.zeros(len(intents)), intents)
     for fold, (train_idx, test_idx) in enumerate(folds, 1):
-        yield fold, {"train": _subset(data, train_idx), "test": _subset(data, test_idx),
+        yield fold, {"train": data.with_examples([data.examples[i] for i in train_idx]),
+                     "test": data.with_examples([data.examples[i] for i in test_idx]),
                      "val": None}
-
-
-def _subset(data: NLUData, indices) -> NLUData:
-    return NLUData(examples=[data.examples[i] for i in indices], synonyms=data.synonyms,
-                   regexes=data.regexes, lookups=data.lookups, responses=data.responses)
 
 
 def _markdown(cfg: DictConfig, result: dict[str, Any]) -> str:

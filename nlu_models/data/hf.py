@@ -79,7 +79,7 @@ def train_test_split(nlu: NLUData, test_size: float = 0.2, seed: int = 42,
         test_indices.update(shuffled[:n_test])
     train = [m for i, m in enumerate(nlu.examples) if i not in test_indices]
     test = [m for i, m in enumerate(nlu.examples) if i in test_indices]
-    return _with_examples(nlu, train), _with_examples(nlu, test)
+    return nlu.with_examples(train), nlu.with_examples(test)
 
 
 def _groups_by_intent(examples: list[Message]) -> list[list[int]]:
@@ -89,9 +89,3 @@ def _groups_by_intent(examples: list[Message]) -> list[list[int]]:
         groups.setdefault(message.intent, []).append(i)
     return [groups[k] for k in sorted(groups, key=lambda k: (k is None, k or ""))]
 
-
-def _with_examples(nlu: NLUData, examples: list[Message]) -> NLUData:
-    return NLUData(examples=examples,
-                   synonyms={k: list(v) for k, v in nlu.synonyms.items()},
-                   regexes=list(nlu.regexes), lookups=list(nlu.lookups),
-                   responses=dict(nlu.responses), intent_metadata=dict(nlu.intent_metadata))

@@ -149,6 +149,14 @@ class NLUData:
             merged.intent_metadata.update(other.intent_metadata)
         return merged
 
+    def with_examples(self, examples: list[Message]) -> "NLUData":
+        """A copy with other examples and the same synonyms, regexes, lookups and responses
+        (a split, a fold, or a subset of this data)."""
+        return NLUData(examples=list(examples),
+                       synonyms={k: list(v) for k, v in self.synonyms.items()},
+                       regexes=list(self.regexes), lookups=list(self.lookups),
+                       responses=dict(self.responses), intent_metadata=dict(self.intent_metadata))
+
     @classmethod
     def concat(cls, parts: Iterable["NLUData"]) -> "NLUData":
         return cls().merge(*parts)

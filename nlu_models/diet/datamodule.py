@@ -142,9 +142,7 @@ class NLUDataModule(L.LightningDataModule):
     def _limited(self, data: NLUData) -> NLUData:
         if self.max_examples is None or len(data.examples) <= self.max_examples:
             return data
-        kept = NLUData(examples=data.examples[:self.max_examples], synonyms=data.synonyms,
-                       regexes=data.regexes, lookups=data.lookups)
-        return kept
+        return data.with_examples(data.examples[:self.max_examples])
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare()
