@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: where the data is, the machine they ran on, and running a
-command while measuring its wall time and peak memory."""
+"""What the benchmark scripts share: the machine they ran on, and running a command while
+measuring its wall time and peak memory."""
 from __future__ import annotations
 
 import os
@@ -9,17 +9,6 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
-
-from experiments import REPO_ROOT
-
-# name → (path under the data root, reader format) for the benchmarks with a test split
-DATASETS = {"snips": ("snips/jointbert", "jointbert"), "atis": ("atis/jointbert", "jointbert")}
-
-
-def data_root() -> Path:
-    """The benchmark data root: DIALAB_DATA, else ../shared/data beside the repository."""
-    return Path(os.environ.get("DIALAB_DATA", REPO_ROOT.parent / "shared" / "data"))
-
 
 def machine_info() -> dict[str, Any]:
     import torch

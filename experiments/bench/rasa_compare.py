@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments import REPO_ROOT
-from experiments.bench.common import DATASETS, data_root, machine_info, timed_command
-from nlu_models.data.loading import load_nlu
+from experiments.bench.common import machine_info, timed_command
+from nlu_models.diet.datamodule import as_data
 from nlu_models.data.rasa_yaml import nlu_to_yaml
 from nlu_models.data.schema import NLUData
 from nlu_models.evaluation import evaluate_nlu
@@ -82,6 +82,20 @@ def run_dialab(dataset: str, epochs: int, seed: int, work: Path) -> dict[str, An
             **_headline(summary)}
 
 
+def experiment_splits(experiment: str, splits: tuple[str, ...]) -> list:
+    """The splits the experiment's data config names (``paths.data_dir`` / DIALAB_DATA), so
+    Rasa gets exactly the data dialab trains on."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from experiments import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    return [as_data(data[split]) for split in splits]
+
+
 def _headline(summary: dict[str, Any]) -> dict[str, Any]:
     keys = ("intent_accuracy", "intent_macro_f1", "entity_f1", "entity_token_f1")
     return {k: summary[k] for k in keys if k in summary}
@@ -89,7 +103,7 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="atis")
+    parser.add_argument("--dataset", choices=["atis", "snips"], default="atis")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench")
@@ -97,9 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     work = args.out / f"rasa_compare_{args.dataset}_{args.epochs}ep"
     work.mkdir(parents=True, exist_ok=True)
-    path, fmt = DATASETS[args.dataset]
-    train = load_nlu(data_root() / path, fmt, split="train")
-    test = load_nlu(data_root() / path, fmt, split="test")
+    train, test = experiment_splits(f"diet_{args.dataset}", ("train", "test"))
     train_yml = work / "nlu.yml"
     # one block per intent, as Rasa users write it (the reader keeps the file order)
     grouped = sorted(train.examples, key=lambda m: m.intent or "")
