@@ -74,6 +74,9 @@ class Domain:
     e2e_actions: list[str] = field(default_factory=list)
     session_config: SessionConfig = field(default_factory=SessionConfig)
     store_entities_as_slots: bool = True
+    # the file's ``version`` key (None when absent, as in 1.x data): before 3.0, entities filled
+    # slots of the same name as they arrived; 3.x stories say ``slot_was_set`` explicitly
+    version: str | None = field(default=None, compare=False)
     warnings: list[str] = field(default_factory=list, compare=False)
     files: list[str] = field(default_factory=list, compare=False)
 
@@ -84,6 +87,12 @@ class Domain:
     @property
     def entity_names(self) -> list[str]:
         return [e.name for e in self.entities]
+
+    @property
+    def fills_slots_from_entities(self) -> bool:
+        """Rasa 1.x/2.x behaviour: an entity sets the slot of the same name when it arrives."""
+        major = (self.version or "2").split(".")[0]
+        return self.store_entities_as_slots and major in ("1", "2")
 
     def response_templates(self, name: str) -> list[str]:
         """The texts of response ``name`` (all variations)."""
@@ -162,6 +171,7 @@ def _merge_into(merged: Domain, other: Domain) -> None:
             setattr(merged, name, theirs)
     merged.warnings += other.warnings
     merged.files += other.files
+    merged.version = merged.version or other.version
 
 
 # ---- reading -------------------------------------------------------------------------------------
@@ -221,7 +231,7 @@ def domain_from_yaml(doc: Any, file: str | Path) -> Domain:
         raise DataError("both 'responses' and 'templates' (the 1.x name) are given", file,
                         doc.line_of("templates"), hint="move the templates under 'responses'")
     version = str(doc.get("version", "")) or None
-    domain = Domain(files=[str(file)])
+    domain = Domain(files=[str(file)], version=version)
     domain.intents = _intents(_section(doc, "intents", list, file), file)
     domain.entities = _entities(_section(doc, "entities", list, file), file)
     forms_doc = _section(doc, "forms", (dict, list), file)
