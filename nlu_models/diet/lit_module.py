@@ -22,8 +22,8 @@ from nlu_models.diet.labels import DIETLabels
 from nlu_models.diet.model import DIETConfig, DIETInputs, DIETModel
 from nlu_models.featurize import FeaturizerPipeline
 from nlu_models.inference import CHECKPOINT_FEATURIZERS_KEY, NLUInterpreter
+from nlu_models.modules.regularization import add_l2_gradient, check_l2_mode
 
-L2_MODES = ("rasa", "plain", "none")
 TRIM_EVERY_N_BATCHES = 10
 
 
@@ -36,8 +36,7 @@ class DIETLitModule(L.LightningModule):
                  l2_mode: str = "rasa", pipeline: FeaturizerPipeline | None = None,
                  encoder_learning_rate: float = 2e-5) -> None:
         super().__init__()
-        if l2_mode not in L2_MODES:
-            raise ValueError(f"l2_mode must be one of {L2_MODES}, not {l2_mode!r}")
+        check_l2_mode(l2_mode)
         self.save_hyperparameters(ignore=["pipeline"])
         self.model = DIETModel(DIETConfig.from_dict(dict(config)))
         self.labels = DIETLabels.from_dict(dict(labels))
@@ -98,16 +97,8 @@ class DIETLitModule(L.LightningModule):
     def on_after_backward(self) -> None:
         """Rasa's L2: gradient 2·c·w of ``c·Σw²`` on the kernels. In ``rasa`` mode it is added
         only where the prediction-loss gradient is positive (RasaModel.train_step's quirk)."""
-        c = self.hparams.regularization_constant
-        if self.hparams.l2_mode == "none" or c == 0:
-            return
-        for param in self.model.regularized_parameters():
-            if param.grad is None:
-                continue
-            reg = 2 * c * param.detach()
-            if self.hparams.l2_mode == "rasa":
-                reg = torch.where(param.grad > 0, reg, torch.zeros_like(reg))
-            param.grad.add_(reg)
+        add_l2_gradient(self.model.regularized_parameters(),
+                         self.hparams.regularization_constant, self.hparams.l2_mode)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         encoder = self.model.encoder_parameters()

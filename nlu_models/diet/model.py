@@ -31,6 +31,7 @@ from nlu_models.modules import (
     SoftmaxLabelLoss,
     SparseDropout,
     TransformerEncoder,
+    kernel_parameters,
 )
 
 TAG_HEADS = ("entity", "role", "group")
@@ -393,15 +394,7 @@ class DIETModel(nn.Module):
     def regularized_parameters(self) -> list[nn.Parameter]:
         """Kernels that carry Rasa's L2 term: every weight matrix and the CRF transitions
         (not biases, LayerNorms, the mask vector, position tables or a fine-tuned encoder)."""
-        encoder = {id(p) for p in self.encoder_parameters()}
-        params = []
-        for name, param in self.named_parameters():
-            leaf = name.rsplit(".", 1)[-1]
-            if param.requires_grad and param.dim() == 2 and leaf in ("weight", "transitions") \
-                    and ".norm" not in name and "layer_norm" not in name \
-                    and id(param) not in encoder:
-                params.append(param)
-        return params
+        return kernel_parameters(self, exclude=self.encoder_parameters())
 
 
 def _fine_tuned_encoder(c: DIETConfig) -> HFWordEncoder:

@@ -1,6 +1,12 @@
-"""Pure-torch blocks shared by DIET and TED: dense, sparse input, transformer, CRF, losses."""
+"""Pure-torch blocks shared by DIET and TED: dense, sparse input, transformer, CRF, losses, L2."""
 from nlu_models.modules.crf import CRF
 from nlu_models.modules.dense import Ffnn, RandomlyConnectedDense
+from nlu_models.modules.regularization import (
+    L2_MODES,
+    add_l2_gradient,
+    check_l2_mode,
+    kernel_parameters,
+)
 from nlu_models.modules.similarity import DotProductLoss, SoftmaxLabelLoss
 from nlu_models.modules.sparse import DenseForSparse, SparseDropout
 from nlu_models.modules.transformer import (
@@ -12,6 +18,7 @@ from nlu_models.modules.transformer import (
 
 __all__ = [
     "CRF",
+    "L2_MODES",
     "DenseForSparse",
     "DotProductLoss",
     "Ffnn",
@@ -21,5 +28,8 @@ __all__ = [
     "SparseDropout",
     "TransformerEncoder",
     "TransformerEncoderLayer",
+    "add_l2_gradient",
+    "check_l2_mode",
+    "kernel_parameters",
     "sinusoidal_positions",
 ]

@@ -1,0 +1,309 @@
+"""TED: Transformer Embedding Dialogue policy (Vlasov et al. 2019), in plain PyTorch.
+
+Reads top to bottom: :class:`TEDConfig` (defaults equal Rasa 3.6's ``TEDPolicy``, reference
+§3.3), the :class:`TEDInputs` a batch carries, the output dataclasses, then :class:`TEDModel` —
+per-turn features, the dialogue transformer, the action embeddings and the label loss.
+
+Two modes, as Rasa's two tracker featurizers:
+
+- ``max_history``: each example is the history before one action. Its real turns are reversed
+  (``tf.reverse_sequence``) so the current turn sits at position 0, attention is bidirectional,
+  and only position 0 is embedded: one prediction per example.
+- ``full_dialogue``: causal attention; every turn predicts the action after it, the loss is
+  masked to labelled turns. Unlike Rasa, which reads only the last turn at inference,
+  :meth:`TEDModel.predict` returns every position (the caller reads ``length - 1``).
+
+What differs from Rasa, beyond the above: inputs are small dense multi-hot tensors, so Rasa's
+``DenseForSparse`` is an ``nn.Linear`` (same maths, bias included); there is no end-to-end text
+(``text``/``action_text``) and no entity recognition; in ``full_dialogue`` the sampled negatives
+come from labelled turns only (Rasa also samples padded ones before masking the loss).
+
+Shape legend: ``B`` batch, ``D`` dialogue turns, ``F`` features of one attribute, ``E`` hidden
+size, ``L`` labels (actions), ``N`` labelled positions in the batch.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nlu_models.modules import (
+    DotProductLoss,
+    Ffnn,
+    SoftmaxLabelLoss,
+    TransformerEncoder,
+    kernel_parameters,
+)
+
+# Turn attributes in the order their vectors are concatenated (Rasa: user, action, the rest).
+ATTRIBUTES = ("intent", "action_name", "entities", "slots", "active_loop")
+ENCODED_ATTRIBUTES = ("intent", "action_name")  # get Rasa's Ffnn([encoding_dimension]) layer
+MODES = ("max_history", "full_dialogue")
+IGNORE_INDEX = -100
+
+
+@dataclass
+class TEDConfig:
+    """Architecture and loss settings. ``feature_sizes`` and ``num_actions`` come from the data."""
+
+    feature_sizes: dict[str, int] = field(default_factory=dict)  # attribute → F (0 = unused)
+    num_actions: int = 0
+    mode: str = "max_history"          # "max_history" | "full_dialogue"
+    # architecture (Rasa 3.6 TEDPolicy defaults)
+    dense_dimension: int = 20          # per attribute and for label_action_name
+    encoding_dimension: int = 50       # intent, action_name, label_action_name
+    transformer_size: int = 128
+    number_of_transformer_layers: int = 1
+    number_of_attention_heads: int = 4
+    use_key_relative_attention: bool = False
+    use_value_relative_attention: bool = False
+    max_relative_position: int = 5
+    embedding_dimension: int = 20
+    drop_rate: float = 0.0             # input dropout (Rasa's sparse + dense input dropout)
+    drop_rate_dialogue: float = 0.1
+    drop_rate_label: float = 0.0       # kept for config parity: Rasa 3.6 TED reads it only for
+                                       # label_action_text, which is not modelled here
+    drop_rate_attention: float = 0.0
+    connection_density: float = 0.2
+    # loss: Rasa's sampled dot-product loss, or a full softmax over all actions
+    label_loss: str = "dot_product"    # "dot_product" | "softmax"
+    number_of_negative_examples: int = 20
+    similarity_type: str = "auto"
+    loss_type: str = "cross_entropy"
+    constrain_similarities: bool = False
+    scale_loss: bool = True
+    maximum_positive_similarity: float = 0.8
+    maximum_negative_similarity: float = -0.2
+    use_maximum_negative_similarity: bool = True
+    negative_margin_scale: float = 0.8
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.feature_sizes) - set(ATTRIBUTES))
+        if unknown:
+            raise ValueError(f"unknown TED feature attributes {unknown}; expected some of "
+                             f"{list(ATTRIBUTES)}")
+        if any(not isinstance(n, int) or n < 0 for n in self.feature_sizes.values()):
+            raise ValueError(f"feature_sizes must be non-negative ints, got {self.feature_sizes}")
+        if not self.attributes:
+            raise ValueError("TED needs input features: feature_sizes must give some attribute "
+                             f"of {list(ATTRIBUTES)} a size > 0 (fit the state featurizer first)")
+        if self.num_actions < 1:
+            raise ValueError(f"num_actions must be >= 1, got {self.num_actions}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        if self.label_loss not in ("dot_product", "softmax"):
+            raise ValueError(f"label_loss must be 'dot_product' or 'softmax', not "
+                             f"{self.label_loss!r}")
+        for name in ("drop_rate", "drop_rate_dialogue", "drop_rate_label", "drop_rate_attention"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    @property
+    def attributes(self) -> list[str]:
+        """The attributes that are part of the model, in concatenation order."""
+        return [a for a in ATTRIBUTES if self.feature_sizes.get(a, 0) > 0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TEDConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TEDConfig keys: {', '.join(unknown)}")
+        values = dict(values)
+        values["feature_sizes"] = dict(values.get("feature_sizes", {}))
+        return cls(**values)
+
+
+@dataclass
+class TEDInputs:
+    """One padded batch. Turns are chronological and left-aligned (padding at the end).
+
+    An attribute's all-zero row at a turn means "absent at that turn" (as in Rasa, where such a
+    sub-state has no features): its encoded vector there is zeros.
+    """
+
+    features: dict[str, Tensor]        # attribute → (B, D, F) float multi-hot / slot values
+    dialogue_mask: Tensor              # (B, D) bool, True on real turns
+    label_ids: Tensor | None = None    # (B,) max_history or (B, D) full_dialogue; -100 = none
+
+    @property
+    def lengths(self) -> Tensor:
+        return self.dialogue_mask.sum(dim=1)   # (B,)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "TEDInputs":
+        def move(t: Tensor) -> Tensor:
+            return t.to(device, non_blocking=non_blocking)
+        return TEDInputs({k: move(v) for k, v in self.features.items()},
+                         move(self.dialogue_mask),
+                         None if self.label_ids is None else move(self.label_ids))
+
+
+@dataclass
+class TEDOutput:
+    loss: Tensor
+    metrics: dict[str, Tensor]         # action_acc: the loss's accuracy on this batch
+
+
+@dataclass
+class TEDPrediction:
+    confidences: Tensor                # (B, L) max_history or (B, D, L) full_dialogue; softmax
+    similarities: Tensor               # same shape: dialogue · action embedding similarities
+
+
+class TEDModel(nn.Module):
+    def __init__(self, config: TEDConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        # -- per turn: each attribute → Linear (Rasa's DenseForSparse) [→ Ffnn encoding layer]
+        self.turn_inputs = nn.ModuleDict({
+            a: _TurnAttribute(c.feature_sizes[a], c.dense_dimension,
+                              c.encoding_dimension if a in ENCODED_ATTRIBUTES else None,
+                              c.drop_rate, c.drop_rate_dialogue, c.connection_density)
+            for a in c.attributes})
+        turn_width = sum(m.out_features for m in self.turn_inputs.values())
+        # -- dialogue transformer over turns, then Embed
+        self.dialogue_transformer = TransformerEncoder(
+            input_features=turn_width, num_layers=c.number_of_transformer_layers,
+            units=c.transformer_size, num_heads=c.number_of_attention_heads,
+            dropout=c.drop_rate_dialogue, attention_dropout=c.drop_rate_attention,
+            density=c.connection_density, unidirectional=c.mode == "full_dialogue",
+            use_key_relative_position=c.use_key_relative_attention,
+            use_value_relative_position=c.use_value_relative_attention,
+            max_relative_position=c.max_relative_position)
+        self.embed_dialogue = nn.Linear(self.dialogue_transformer.out_features,
+                                        c.embedding_dimension)
+        # -- actions: one-hot → Linear (DenseForSparse) → Ffnn encoding layer → Embed
+        self.label_input = nn.Linear(c.num_actions, c.dense_dimension)
+        self.label_encoder = Ffnn(c.dense_dimension, [c.encoding_dimension],
+                                  c.drop_rate_dialogue, c.connection_density)
+        self.embed_label = nn.Linear(c.encoding_dimension, c.embedding_dimension)
+        self.action_loss = self._label_loss()
+
+    def _label_loss(self) -> nn.Module:
+        c = self.config
+        if c.label_loss == "softmax":
+            return SoftmaxLabelLoss()
+        return DotProductLoss(c.number_of_negative_examples, c.loss_type, c.similarity_type,
+                              c.constrain_similarities, scale_loss=c.scale_loss,
+                              max_pos_sim=c.maximum_positive_similarity,
+                              max_neg_sim=c.maximum_negative_similarity,
+                              use_max_neg_sim=c.use_maximum_negative_similarity,
+                              neg_margin_scale=c.negative_margin_scale)
+
+    # ---- dialogue side --------------------------------------------------------------------------
+    def encode_turns(self, x: TEDInputs) -> Tensor:
+        """concat[user, action, entities, slots, active_loop] per turn → (B, D, E_turn)."""
+        self._check_features(x)
+        parts = [self.turn_inputs[a](x.features[a]) for a in self.config.attributes]
+        return torch.cat(parts, dim=-1) * x.dialogue_mask.unsqueeze(-1)     # (B, D, E_turn)
+
+    def dialogue_embedding(self, x: TEDInputs) -> Tensor:
+        """(B, E) in max_history mode (the current turn), (B, D, E) in full_dialogue mode."""
+        turns, mask = self.encode_turns(x), x.dialogue_mask                 # (B, D, E_turn)
+        max_history = self.config.mode == "max_history"
+        if max_history:
+            turns = reverse_turns(turns, x.lengths)                         # current turn at 0
+        hidden = F.gelu(self.dialogue_transformer(turns, mask))             # (B, D, E)
+        if max_history:
+            hidden = hidden[:, 0]                                           # (B, E)
+        return self.embed_dialogue(hidden)                                  # (B, [D,] E)
+
+    # ---- label side -----------------------------------------------------------------------------
+    def action_embeddings(self) -> Tensor:
+        """Embeddings of all actions from their one-hot features, (L, E)."""
+        one_hot = self.label_input.weight.t() + self.label_input.bias       # = Linear(identity)
+        return self.embed_label(self.label_encoder(one_hot))                # (L, E)
+
+    def similarities(self, dialogue: Tensor, actions: Tensor) -> Tensor:
+        """``(..., E)`` × ``(L, E)`` → ``(..., L)``; cosine when the loss uses cosine."""
+        if getattr(self.action_loss, "similarity_type", "inner") == "cosine":
+            dialogue, actions = F.normalize(dialogue, dim=-1), F.normalize(actions, dim=-1)
+        return dialogue @ actions.T                                         # (..., L)
+
+    # ---- training and inference -----------------------------------------------------------------
+    def forward(self, x: TEDInputs) -> TEDOutput:
+        """Rasa's action loss (without L2) over every labelled position of the batch."""
+        if x.label_ids is None:
+            raise ValueError("TEDModel.forward needs label_ids (use predict for inference)")
+        dialogue = self.dialogue_embedding(x)                               # (B, [D,] E)
+        labelled = self._labelled_positions(x)                              # (B,) or (B, D)
+        dialogue, ids = dialogue[labelled], x.label_ids[labelled]           # (N, E), (N,)
+        actions = self.action_embeddings()                                  # (L, E)
+        all_ids = torch.arange(actions.shape[0], device=actions.device)     # (L,)
+        loss, accuracy = self.action_loss(dialogue, actions[ids], ids, actions, all_ids)
+        return TEDOutput(loss=loss, metrics={"action_acc": accuracy})
+
+    @torch.no_grad()
+    def predict(self, x: TEDInputs) -> TEDPrediction:
+        """Softmax over the similarities to all actions (Rasa's ``model_confidence=softmax``)."""
+        sims = self.similarities(self.dialogue_embedding(x), self.action_embeddings())
+        return TEDPrediction(confidences=sims.softmax(dim=-1), similarities=sims)
+
+    def _labelled_positions(self, x: TEDInputs) -> Tensor:
+        ids = x.label_ids
+        expected = x.dialogue_mask.shape[:1] if self.config.mode == "max_history" \
+            else x.dialogue_mask.shape
+        if ids.shape != expected:
+            raise ValueError(f"{self.config.mode} mode needs label_ids of shape "
+                             f"{tuple(expected)}, got {tuple(ids.shape)}")
+        labelled = ids != IGNORE_INDEX
+        if ids.dim() == 2:
+            labelled = labelled & x.dialogue_mask
+        if not bool(labelled.any()):
+            raise ValueError("the batch has no labelled positions (every label_id is -100)")
+        bad = ids[labelled]
+        if bool(((bad < 0) | (bad >= self.config.num_actions)).any()):
+            raise ValueError(f"label_ids must be in [0, {self.config.num_actions}) or -100")
+        return labelled
+
+    def _check_features(self, x: TEDInputs) -> None:
+        expected = {a: self.config.feature_sizes[a] for a in self.config.attributes}
+        given = {a: t.shape[-1] for a, t in x.features.items() if t.shape[-1] > 0}
+        if given != expected:
+            raise ValueError(f"TED was built for features {expected} (attribute: width), "
+                             f"the batch has {given}")
+
+    # ---- regularisation -------------------------------------------------------------------------
+    def regularized_parameters(self) -> list[nn.Parameter]:
+        """Kernels that carry Rasa's L2 term: every weight matrix (not biases or LayerNorms)."""
+        return kernel_parameters(self)
+
+
+class _TurnAttribute(nn.Module):
+    """One attribute of each turn, as Rasa's ConcatenateSparseDenseFeatures (input dropout →
+    DenseForSparse → dropout) plus, for intent and action_name, the ``Ffnn([encoding_dimension])``
+    encoding layer. Turns where the attribute is absent (all-zero row) give zeros."""
+
+    def __init__(self, in_features: int, dense_dimension: int, encoding_dimension: int | None,
+                 drop_rate: float, drop_rate_encoding: float, density: float) -> None:
+        super().__init__()
+        self.input_dropout = nn.Dropout(drop_rate)
+        self.dense = nn.Linear(in_features, dense_dimension)
+        self.dense_dropout = nn.Dropout(drop_rate)
+        sizes = [encoding_dimension] if encoding_dimension else []
+        self.encoder = Ffnn(dense_dimension, sizes, drop_rate_encoding, density)
+        self.out_features = self.encoder.out_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        present = features.ne(0).any(dim=-1, keepdim=True)                  # (B, D, 1)
+        x = self.dense_dropout(self.dense(self.input_dropout(features)))    # (B, D, E)
+        return self.encoder(x) * present                                    # (B, D, E)
+
+
+def reverse_turns(x: Tensor, lengths: Tensor) -> Tensor:
+    """``tf.reverse_sequence`` on axis 1: each example's first ``lengths[b]`` turns reversed,
+    padding left where it is. ``x (B, D, E)``, ``lengths (B,)`` → ``(B, D, E)``."""
+    positions = torch.arange(x.shape[1], device=x.device)[None]              # (1, D)
+    last = lengths[:, None] - 1                                              # (B, 1)
+    index = torch.where(positions <= last, last - positions, positions)     # (B, D)
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))                     # (B, D, E)
+
+
+__all__ = ["ATTRIBUTES", "MODES", "TEDConfig", "TEDInputs", "TEDModel", "TEDOutput",
+           "TEDPrediction", "reverse_turns"]

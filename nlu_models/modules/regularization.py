@@ -1,0 +1,57 @@
+"""Rasa's L2 regularisation, shared by DIET and TED (reference §1.4, §3.3).
+
+Rasa puts a Keras ``kernel_regularizer`` (``c·Σw²``) on every dense kernel and adds it to the
+prediction loss. Here the term never enters the loss: its gradient ``2·c·w`` is added to the
+kernels' gradients after ``backward`` (:func:`add_l2_gradient`), in one of three modes:
+
+- ``"rasa"``: only where the prediction-loss gradient is positive (RasaModel.train_step's quirk);
+- ``"plain"``: everywhere, as a textbook L2 term would;
+- ``"none"``: no regularisation.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+L2_MODES = ("rasa", "plain", "none")
+
+
+def check_l2_mode(mode: str) -> None:
+    if mode not in L2_MODES:
+        raise ValueError(f"l2_mode must be one of {L2_MODES}, not {mode!r}")
+
+
+def kernel_parameters(module: nn.Module,
+                      exclude: Iterable[nn.Parameter] = ()) -> list[nn.Parameter]:
+    """The parameters Rasa regularises: every weight matrix and CRF transition matrix.
+
+    Biases, LayerNorms, mask vectors, position tables and anything in ``exclude`` (e.g. a
+    fine-tuned pretrained encoder) are left out.
+    """
+    skip = {id(p) for p in exclude}
+    params = []
+    for name, param in module.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if param.requires_grad and param.dim() == 2 and leaf in ("weight", "transitions") \
+                and ".norm" not in name and "layer_norm" not in name and id(param) not in skip:
+            params.append(param)
+    return params
+
+
+def add_l2_gradient(params: Iterable[nn.Parameter], constant: float, mode: str) -> None:
+    """Add the gradient ``2·c·w`` of ``c·Σw²`` to each parameter's ``.grad`` (after backward)."""
+    check_l2_mode(mode)
+    if mode == "none" or constant == 0:
+        return
+    for param in params:
+        if param.grad is None:
+            continue
+        reg = 2 * constant * param.detach()
+        if mode == "rasa":
+            reg = torch.where(param.grad > 0, reg, torch.zeros_like(reg))
+        param.grad.add_(reg)
+
+
+__all__ = ["L2_MODES", "add_l2_gradient", "check_l2_mode", "kernel_parameters"]
