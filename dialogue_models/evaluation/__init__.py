@@ -1,0 +1,27 @@
+"""Evaluation of dialogue policies on test stories: ``rasa test core``-shaped reports."""
+from dialogue_models.evaluation.failed_stories import (annotated_steps, annotated_stories_yaml,
+                                                       check_predictions, story_lines)
+from dialogue_models.evaluation.report import (ACTION_LISTEN, IN_DATA_POLICIES, ActionPrediction,
+                                               StoryResult, evaluate_stories,
+                                               format_story_summary, in_data_fraction,
+                                               is_in_training_data, policy_counts, story_errors,
+                                               story_report, story_summary)
+
+__all__ = [
+    "ACTION_LISTEN",
+    "IN_DATA_POLICIES",
+    "ActionPrediction",
+    "StoryResult",
+    "annotated_steps",
+    "annotated_stories_yaml",
+    "check_predictions",
+    "evaluate_stories",
+    "format_story_summary",
+    "in_data_fraction",
+    "is_in_training_data",
+    "policy_counts",
+    "story_errors",
+    "story_lines",
+    "story_report",
+    "story_summary",
+]
