@@ -140,7 +140,8 @@ def generate_trackers(data: StoryData | Sequence[Story], domain: Domain, *,
                       final_listen: bool = True) -> list[Tracker]:
     """Training trackers from stories: checkpoints followed, ``or`` expanded, then
     ``augmentation_factor × 10`` augmented trackers (``is_augmented=True``) made by gluing two
-    random complete stories. Rules are not included (see :func:`rule_trackers`)."""
+    random complete stories. Rules are not included (see
+    :func:`dialogue_models.policies.rule_data.rule_trackers`)."""
     stories = data.stories if isinstance(data, StoryData) else list(data)
     rng = random.Random(seed)
     complete = _follow_checkpoints(_segments(stories), domain, rng, final_listen)

@@ -1,5 +1,7 @@
 """Evaluate a trained DIET checkpoint on a split of any data config:
 ``python -m experiments.evaluate ckpt_path=outputs/.../checkpoints/last.ckpt data=snips``
+or trained dialogue policies on a bot's test stories:
+``python -m experiments.evaluate task=dialogue ckpt_path=... data=demo_bot_stories``
 
 Writes the same ``reports/`` as training does (summary.json, intent_report.json,
 entity_report.json, errors.json, PNGs, report.md) into the run folder.
@@ -19,6 +21,8 @@ from nlu_models.inference import NLUInterpreter
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    if cfg.get("task", "nlu") == "dialogue":
+        return evaluate_dialogue_checkpoint(cfg)
     split = cfg.eval_split
     source = cfg.data.get(split)
     if source is None:
@@ -32,6 +36,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                             meta, lenient=cfg.lenient_entities)
     print_summary(summary)
     return summary
+
+
+def evaluate_dialogue_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """``task=dialogue data=<stories config>``: the checkpoint's policies on the test stories."""
+    from dialogue_models.inference import DialoguePolicy
+    from experiments.train import build_datamodule
+    from experiments.train_dialogue import evaluate_dialogue
+
+    policy = DialoguePolicy.load(cfg.ckpt_path)
+    datamodule = build_datamodule(cfg.data, augmentation_factor=0, mode="max_history",
+                                  max_history=None)
+    bot = datamodule.prepare().bot
+    stories = bot.test_stories.stories if cfg.eval_split == "test" else bot.stories.stories
+    return evaluate_dialogue(policy, bot.domain, stories, Path(cfg.paths.output_dir), {
+        "dataset": datamodule.name, "split": cfg.eval_split, "seed": cfg.seed,
+        "checkpoint": str(cfg.ckpt_path)})
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="eval")

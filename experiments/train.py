@@ -1,4 +1,5 @@
 """Train DIET: ``python -m experiments.train experiment=diet_snips [seed=1] [trainer=gpu] ...``
+(and the dialogue policies with ``experiment=ted_demo``: see :mod:`experiments.train_dialogue`).
 
 Seeds everything, loads the data and fits the featurizers, trains with Lightning, reloads the
 best checkpoint (by ``val/score``; the last one without a validation split), then parses the
@@ -38,7 +39,11 @@ for message in (".*smaller than the logging interval.*", ".*Total length of `lis
 
 def train(cfg: DictConfig, **data_overrides: Any) -> dict[str, Any]:
     """One training run; ``data_overrides`` replace data-config arguments (e.g. the splits of a
-    cross-validation fold as NLUData)."""
+    cross-validation fold as NLUData). ``task=dialogue`` trains the dialogue policies."""
+    if cfg.get("task", "nlu") == "dialogue":
+        from experiments.train_dialogue import train_dialogue
+
+        return train_dialogue(cfg)
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     started = time.perf_counter()

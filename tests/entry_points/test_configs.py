@@ -10,7 +10,10 @@ from omegaconf import OmegaConf
 from experiments import CONFIG_DIR
 from tests.entry_points.conftest import compose_config
 
-REQUIRED = {"data=rasa_bot": ["data.path=data/demo_bot"]}  # mandatory values (???)
+REQUIRED = {"data=rasa_bot": ["data.path=data/demo_bot"],  # mandatory values (???)
+            "data=rasa_bot_stories": ["data.train=data/demo_bot", "model=ted"]}
+DIALOGUE_DATA = {"demo_bot_stories", "carbon_bot", "financial_demo", "multiwoz_ted",
+                 "ted_sub_dialogues"}
 GROUPS = ["data", "model", "trainer", "logger", "callbacks", "experiment", "hparams_search",
           "debug"]
 
@@ -22,6 +25,10 @@ def options(group: str) -> list[str]:
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_config_composes(group, option, tmp_path):
     extra = REQUIRED.get(f"{group}={option}", [])
+    if group == "data" and option in DIALOGUE_DATA:  # story data goes with a dialogue model
+        extra = ["model=ted", *extra]
+    if group == "model" and option.startswith("ted"):
+        extra = ["data=demo_bot_stories", *extra]
     cfg = compose_config("train", [f"{group}={option}", *extra], tmp_path)
     # every interpolation resolves (paths, featurizers, fold numbers, env defaults)
     container = OmegaConf.to_container(cfg, resolve=True)

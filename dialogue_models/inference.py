@@ -1,0 +1,67 @@
+"""``DialoguePolicy``: the trained policy ensemble (rules, memoization, TED) asked for the next
+action of a conversation.
+
+``DialoguePolicy.load(path)`` takes a training checkpoint (``.ckpt``: the TED weights, the
+state featurizer and the trained rule/memoization policies as JSON). Loading an exported bundle
+folder is the export issue's work and raises until then.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dialogue_models.domain import Domain
+from dialogue_models.policies.base import PolicyPrediction
+from dialogue_models.policies.ensemble import PolicyEnsemble
+from dialogue_models.policies.ted import TEDPolicy
+from dialogue_models.tracker import Tracker
+
+
+@dataclass
+class ActionRanking:
+    """The chosen action, the policy that chose it, and every action's confidence from it."""
+
+    action: str
+    confidence: float
+    policy: str | None
+    ranking: list[tuple[str, float]]
+
+
+class DialoguePolicy:
+    def __init__(self, ensemble: PolicyEnsemble) -> None:
+        self.ensemble = ensemble
+
+    @classmethod
+    def from_lit_module(cls, module: Any) -> "DialoguePolicy":
+        labels = module.hparams["labels"]
+        others = PolicyEnsemble.from_dict(labels.get("policies") or {"policies": []})
+        ted = TEDPolicy.from_lit_module(module, priority=labels.get("ted_priority"))
+        return cls(PolicyEnsemble(list(others.policies) + [ted]))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DialoguePolicy":
+        path = Path(path)
+        if path.is_dir():
+            raise NotImplementedError("loading an exported policy bundle is not implemented yet "
+                                      "(export issue); pass a training checkpoint (.ckpt)")
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        from dialogue_models.ted.lit_module import TEDLitModule
+
+        module = TEDLitModule.load_from_checkpoint(str(path), map_location="cpu")
+        return cls.from_lit_module(module)
+
+    @property
+    def actions(self) -> list[str]:
+        return list(self.ensemble.policies[-1].space.actions)
+
+    def predict(self, tracker: Tracker, domain: Domain) -> ActionRanking:
+        prediction, action = self.ensemble.predict(tracker, domain)
+        return ActionRanking(action, prediction.max_confidence, prediction.policy,
+                             _ranking(prediction, self.actions))
+
+
+def _ranking(prediction: PolicyPrediction, actions: list[str]) -> list[tuple[str, float]]:
+    pairs = [(a, p) for a, p in zip(actions, prediction.probabilities) if p > 0]
+    return sorted(pairs, key=lambda pair: -pair[1])

@@ -1,0 +1,173 @@
+"""``DialogueDataModule``: a bot's stories → trackers → TED examples → padded batches.
+
+It loads the bot (``load_bot``), builds the :class:`DialogueSpace` from the domain, replays the
+stories into trackers (checkpoints, ``or`` steps, augmentation), makes examples in max-history or
+full-dialogue mode, and serves Rasa-style batches (balanced over the next action, batch size
+growing from 64 to 256). Rules are kept as trackers for the rule policy; TED trains on stories,
+as Rasa's ML policies do.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from dialogue_models.featurize import DialogueExample, StateFeaturizer, make_examples
+from dialogue_models.domain import read_domain
+from dialogue_models.domain_inference import infer_domain
+from dialogue_models.generation import generate_trackers
+from dialogue_models.project import BotData, load_bot
+from dialogue_models.states import DialogueSpace
+from dialogue_models.ted.model import TEDInputs
+from dialogue_models.tracker import Tracker
+from nlu_models.data.errors import DataError
+from nlu_models.diet.batching import batch_size_for_epoch, epoch_batches, shard_batches
+
+log = logging.getLogger(__name__)
+IGNORE_LABEL = -100
+
+
+class EncodedDialogue:
+    """One example as arrays: ``features[attr]`` ``(D, F)`` and ``label_ids`` ``(labels,)``."""
+
+    __slots__ = ("features", "label_ids")
+
+    def __init__(self, features: dict[str, np.ndarray], label_ids: np.ndarray) -> None:
+        self.features, self.label_ids = features, label_ids
+
+
+def encode_examples(examples: Sequence[DialogueExample], featurizer: StateFeaturizer
+                    ) -> list[EncodedDialogue]:
+    space = featurizer.space
+    return [EncodedDialogue(featurizer.encode(e.states),
+                            np.asarray([space.action_index(a) for a in e.labels], np.int64))
+            for e in examples]
+
+
+def collate(batch: Sequence[EncodedDialogue], mode: str) -> TEDInputs:
+    """Left-aligned turns, zero padding; labels ``(B,)`` (max-history) or ``(B, D)`` with
+    -100 on padding (full-dialogue)."""
+    lengths = [len(e.label_ids) if mode == "full_dialogue" else
+               next(iter(e.features.values())).shape[0] for e in batch]
+    width = max(lengths)
+    features = {}
+    for attribute in batch[0].features:
+        size = batch[0].features[attribute].shape[1]
+        padded = np.zeros((len(batch), width, size), dtype=np.float32)  # (B, D, F)
+        for b, example in enumerate(batch):
+            padded[b, :lengths[b]] = example.features[attribute]
+        features[attribute] = torch.from_numpy(padded)
+    mask = torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]  # (B, D)
+    if mode == "full_dialogue":
+        labels = torch.full((len(batch), width), IGNORE_LABEL, dtype=torch.long)
+        for b, example in enumerate(batch):
+            labels[b, :lengths[b]] = torch.from_numpy(example.label_ids)
+    else:
+        labels = torch.from_numpy(np.stack([e.label_ids[-1:] for e in batch])[:, 0])
+    return TEDInputs(features=features, dialogue_mask=mask, label_ids=labels)
+
+
+class DialogueDataModule(L.LightningDataModule):
+    """``train``: a bot folder (domain + stories + rules) or a loaded :class:`BotData`.
+    ``val_fraction`` of the training examples is held out for ``val/action_acc`` (0 = none,
+    Rasa's default ``evaluate_on_number_of_examples: 0``)."""
+
+    def __init__(self, train: str | Path | BotData, test: str | Path | None = None,
+                 domain: str | Path | None = None, mode: str = "max_history",
+                 max_history: int | None = 5, augmentation_factor: int = 50,
+                 batch_size: int | Sequence[int] = (64, 256), batch_strategy: str = "balanced",
+                 val_fraction: float = 0.0, seed: int = 42, num_workers: int = 0,
+                 **metadata: Any) -> None:
+        super().__init__()
+        self.source, self.test_source, self.domain_source = train, test, domain
+        self.mode, self.max_history = mode, max_history
+        self.augmentation_factor, self.seed = augmentation_factor, seed
+        self.batch_size = list(batch_size) if not isinstance(batch_size, int) else batch_size
+        self.batch_strategy, self.val_fraction = batch_strategy, val_fraction
+        self.num_workers = num_workers
+        self.metadata = metadata
+        self.bot: BotData | None = None
+        self.space: DialogueSpace | None = None
+        self.featurizer: StateFeaturizer | None = None
+        self.trackers: list[Tracker] = []
+        self.examples: list[DialogueExample] = []
+        self._train: list[EncodedDialogue] = []
+        self._val: list[EncodedDialogue] = []
+
+    def prepare(self) -> "DialogueDataModule":
+        """Load, replay and encode once (idempotent; ``setup`` calls it too)."""
+        if self.featurizer is not None:
+            return self
+        bot = self.source if isinstance(self.source, BotData) else load_bot(self.source)
+        if self.domain_source is not None:
+            bot.domain = read_domain(self.domain_source)
+        if self.test_source is not None:
+            test = load_bot(self.test_source)
+            bot.test_stories = test.stories.merge(test.test_stories)
+        if not bot.domain.intent_names and not bot.domain.actions:
+            log.warning("no domain.yml: the domain is read off the stories")
+            bot.domain = infer_domain(bot.stories, bot.test_stories)
+        if not bot.stories.stories:
+            raise DataError("no training stories found: TED learns from stories (rules alone "
+                            "train only the rule policy)", str(self.source))
+        self.bot = bot
+        self.space = DialogueSpace.from_domain(bot.domain)
+        self.featurizer = StateFeaturizer(self.space)
+        self.trackers = generate_trackers(bot.stories, bot.domain,
+                                          augmentation_factor=self.augmentation_factor,
+                                          seed=self.seed)
+        self.examples = make_examples(self.trackers, self.space, self.mode, self.max_history)
+        encoded = encode_examples(self.examples, self.featurizer)
+        order = np.random.default_rng(self.seed).permutation(len(encoded))
+        n_val = int(round(self.val_fraction * len(encoded)))
+        self._val = [encoded[i] for i in order[:n_val]]
+        self._train = [encoded[i] for i in order[n_val:]]
+        log.info("%d trackers (%d augmented) → %d %s examples", len(self.trackers),
+                 sum(t.is_augmented for t in self.trackers), len(self.examples), self.mode)
+        return self
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare()
+
+    # ---- loaders -------------------------------------------------------------------------------
+    def _labels_for_balance(self) -> list[int]:
+        return [int(e.label_ids[-1]) for e in self._train]
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        epoch = trainer.current_epoch if trainer else 0
+        max_epochs = trainer.max_epochs if trainer and trainer.max_epochs else 1
+        size = batch_size_for_epoch(self.batch_size, epoch, max_epochs)
+        strategy = self.batch_strategy if self.mode == "max_history" else "sequence"
+        rng = np.random.default_rng(self.seed + epoch)
+        batches = epoch_batches(self._labels_for_balance(), size, strategy, rng)
+        if trainer is not None:
+            batches = shard_batches(batches, trainer.global_rank, trainer.world_size)
+        return DataLoader(self._train, batch_sampler=batches, collate_fn=self._collate,
+                          num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if not self._val:
+            return []
+        return DataLoader(self._val, batch_size=256, collate_fn=self._collate)
+
+    def _collate(self, batch: Sequence[EncodedDialogue]) -> TEDInputs:
+        return collate(batch, self.mode)
+
+    # ---- what the model and the other policies need ----------------------------------------
+    def model_config(self) -> dict[str, Any]:
+        self.prepare()
+        return {"feature_sizes": dict(self.featurizer.feature_sizes),
+                "num_actions": len(self.space.actions), "mode": self.mode}
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name") or Path(str(self.source)).name)
+
+    def story_trackers(self, augmented: bool = True) -> list[Tracker]:
+        return [t for t in self.trackers if augmented or not t.is_augmented]

@@ -1,0 +1,87 @@
+"""Train the dialogue policies: ``python -m experiments.train experiment=ted_demo`` (task=dialogue).
+
+Replays the stories into trackers, trains the rule and memoization policies (seconds), trains
+TED with Lightning, then replays the test stories through the whole ensemble and writes the
+story report (``rasa test core``'s shapes) into the run folder. The checkpoint carries the state
+featurizer and the trained rule/memoization policies, so ``experiments.evaluate task=dialogue``
+needs nothing else.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from dialogue_models.evaluation import evaluate_stories, format_story_summary
+from dialogue_models.evaluation.predict import ensemble_predictor, predict_stories
+from dialogue_models.inference import DialoguePolicy
+from dialogue_models.policies.ensemble import PolicyEnsemble
+from dialogue_models.policies.rule_data import rule_trackers
+from dialogue_models.ted.lit_module import TEDLitModule
+from experiments.common import instantiate_callbacks, instantiate_loggers, log, peak_memory_mb
+from nlu_models.diet.model import count_parameters
+
+
+def train_dialogue(cfg: DictConfig) -> dict[str, Any]:
+    from experiments.train import _finish_loggers, _reload_best, build_datamodule
+
+    L.seed_everything(cfg.seed, workers=True)
+    out_dir = Path(cfg.paths.output_dir)
+    started = time.perf_counter()
+    datamodule = build_datamodule(cfg.data).prepare()
+    bot, space = datamodule.bot, datamodule.space
+    policies = PolicyEnsemble.from_config(OmegaConf.to_container(cfg.model.policies) or [])
+    policies.train(datamodule.trackers + rule_trackers(bot.stories.rules, bot.domain),
+                   bot.domain, space)
+    prepare_seconds = time.perf_counter() - started
+
+    labels = {"actions": list(space.actions), "max_history": cfg.model.max_history,
+              "policies": policies.to_dict(), "ted_priority": cfg.model.ted_priority}
+    module = TEDLitModule(config={**OmegaConf.to_container(cfg.model.config),
+                                  **datamodule.model_config()},
+                          labels=labels, featurizer=datamodule.featurizer.to_dict(),
+                          **OmegaConf.to_container(cfg.model.training))
+    log.info("TED with %s trainable parameters on %d examples", f"{count_parameters(module.model):,}",
+             len(datamodule.examples))
+    has_val = bool(datamodule._val)
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks"), has_val),
+        logger=instantiate_loggers(cfg.get("logger")) or False)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_seconds = time.perf_counter() - started
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    _reload_best(trainer, module)
+
+    summary: dict[str, Any] = {k.replace("/", "_"): v for k, v in metrics.items()
+                               if k.startswith("val/")}
+    if cfg.get("evaluate") and not trainer.fast_dev_run and trainer.is_global_zero:
+        policy = DialoguePolicy.from_lit_module(module)
+        summary = evaluate_dialogue(policy, bot.domain, bot.test_stories.stories, out_dir, {
+            "dataset": datamodule.name, "seed": cfg.seed, "model": cfg.model.name,
+            "mode": cfg.model.mode, "max_history": cfg.model.max_history,
+            "epochs": trainer.current_epoch, "train_seconds": round(train_seconds, 2),
+            "prepare_seconds": round(prepare_seconds, 2), "peak_memory_mb": peak_memory_mb(),
+            "num_train_examples": len(datamodule.examples), **summary})
+    _finish_loggers(trainer)
+    return {**metrics, **summary}
+
+
+def evaluate_dialogue(policy: DialoguePolicy, domain, stories, out_dir: Path,
+                      facts: dict[str, Any]) -> dict[str, Any]:
+    """Replay ``stories`` through the ensemble and write ``reports/``; prints Rasa's summary."""
+    if not stories:
+        log.warning("no test stories: no story report")
+        return dict(facts)
+    results = predict_stories(ensemble_predictor(policy.ensemble, domain), stories, domain)
+    facts = dict(facts)
+    dataset, split = str(facts.pop("dataset", "")), str(facts.pop("split", "test"))
+    summary = evaluate_stories(results, out_dir, dataset=dataset, split=split,
+                               extra_summary=facts)
+    print(format_story_summary(summary))
+    log.info("reports written to %s", out_dir / "reports")
+    return summary

@@ -1,0 +1,72 @@
+"""train → evaluate → story reports for the dialogue policies on the demo bot, with the tiny twin
+configs, through the real Hydra configs and entry points."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from dialogue_models.inference import DialoguePolicy
+from dialogue_models.project import load_bot
+from dialogue_models.stories import read_stories
+from experiments.evaluate import evaluate
+from experiments.train import train
+from tests.entry_points.conftest import compose_config
+
+REPORT_FILES = ["summary.json", "story_report.json", "failed_test_stories.yml",
+                "successful_test_stories.yml", "story_confusion_matrix.png", "errors.json",
+                "report.md"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ted")
+    cfg = compose_config("train", ["experiment=ted_tiny"], out)
+    return cfg, train(cfg), out
+
+
+def test_dialogue_training_writes_story_reports(trained):
+    cfg, summary, out = trained
+    for name in REPORT_FILES:
+        assert (out / "reports" / name).is_file(), name
+    written = json.loads((out / "reports" / "summary.json").read_text())
+    for key in ("task", "dataset", "split", "seed", "epochs", "train_seconds", "action_accuracy",
+                "action_weighted_f1", "conversation_accuracy", "in_data_fraction",
+                "action_accuracy_excluding_listen"):
+        assert key in written, key
+    assert written["task"] == "dialogue" and written["dataset"] == "demo_bot"
+    assert written["epochs"] == cfg.trainer.max_epochs
+    # the demo bot's test stories are mostly covered by its rules and stories
+    assert written["in_data_fraction"] > 0.5
+    assert written["action_accuracy"] > 0.5
+    report = json.loads((out / "reports" / "story_report.json").read_text())
+    assert report["conversation_accuracy"]["total"] == written["num_stories"]
+    read_stories(out / "reports" / "failed_test_stories.yml")  # loads back with our reader
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_checkpoint_reloads_and_evaluates_the_same(trained, tmp_path):
+    cfg, summary, out = trained
+    policy = DialoguePolicy.load(out / "checkpoints" / "last.ckpt")
+    names = [p.name for p in policy.ensemble.policies]
+    assert names[-1] == "TEDPolicy" and "RulePolicy" in names
+    eval_cfg = compose_config("eval", [f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}",
+                                       "task=dialogue", "data=demo_bot_stories"], tmp_path)
+    again = evaluate(eval_cfg)
+    for key in ("action_accuracy", "conversation_accuracy", "in_data_fraction"):
+        assert again[key] == pytest.approx(summary[key]), key
+
+
+def test_the_policy_answers_a_live_tracker(trained):
+    from dialogue_models.events import ACTION_LISTEN, ActionExecuted, UserUttered
+    from dialogue_models.tracker import Tracker
+
+    cfg, summary, out = trained
+    bot = load_bot("data/demo_bot")
+    policy = DialoguePolicy.load(out / "checkpoints" / "last.ckpt")
+    tracker = Tracker("t", bot.domain.slots, [ActionExecuted(ACTION_LISTEN),
+                                               UserUttered("hi", "greet")])
+    ranking = policy.predict(tracker, bot.domain)
+    assert ranking.action == "utter_greet" and ranking.policy == "RulePolicy"
+    assert ranking.ranking[0][0] == "utter_greet"
