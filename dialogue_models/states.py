@@ -84,7 +84,9 @@ class DialogueSpace:
     @classmethod
     def from_domain(cls, domain: Domain) -> "DialogueSpace":
         actions = list(DEFAULT_ACTIONS)
-        for name in (domain.actions + list(domain.responses) + list(domain.forms)
+        # a retrieval response utter_faq/ask_x makes utter_faq an action (Rasa's ResponseSelector)
+        responses = [name.split("/")[0] for name in domain.responses]
+        for name in (domain.actions + responses + list(domain.forms)
                      + domain.e2e_actions):
             if name not in actions:
                 actions.append(name)

@@ -108,3 +108,40 @@ def test_quickstart_runs_and_shows_parses_reports_and_the_confusion_matrix(tmp_p
 def test_quickstart_finds_the_repository_from_its_root_too(tmp_path):
     nb = execute(QUICKSTART, REPO_ROOT, tmp_path, only="setup")
     assert f"repository: {REPO_ROOT.resolve()}" in stdout(tagged(nb, "setup"))
+
+
+DIALOGUE = REPO_ROOT / "notebooks" / "02_dialogue_policy.ipynb"
+
+
+def test_dialogue_notebook_is_saved_without_outputs():
+    nb = nbformat.read(DIALOGUE, as_version=4)
+    nbformat.validate(nb)
+    assert all(not c.outputs and c.execution_count is None for c in nb.cells
+               if c.cell_type == "code")
+
+
+@pytest.mark.timeout(300)
+def test_dialogue_notebook_trains_evaluates_and_converses(tmp_path, monkeypatch):
+    for name, value in {"DIALAB_NB_EPOCHS": "2", "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
+                        "MPLBACKEND": "Agg", "TMPDIR": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    nb = execute(DIALOGUE, DIALOGUE.parent, tmp_path)
+
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors, errors
+    assert "epochs: 2" in stdout(tagged(nb, "setup"))
+    assert "augmented" in stdout(tagged(nb, "trackers"))
+    assert "RulePolicy (priority 4)" in stdout(tagged(nb, "policies"))
+    summary = stdout(tagged(nb, "evaluate"))
+    for text in ("CONVERSATION level", "In-data fraction", "story_report.json",
+                 "failed_test_stories.yml"):
+        assert text in summary, summary
+    images = [d["image/png"] for d in rich_outputs(tagged(nb, "confusion-matrix"))
+              if "image/png" in d]
+    assert len(images) == 1 and base64.b64decode(images[0]).startswith(PNG_MAGIC)
+    talk = stdout(tagged(nb, "conversation"))
+    # the rules greet and start the form; the form asks for size, topping and crust in turn
+    assert "user: hello\n  bot: " in talk
+    assert "size" in talk.lower() and "crust" in talk.lower()
+    assert "'size': 'large'" in talk and "'crust': 'thin'" in talk

@@ -16,7 +16,7 @@ from dialogue_models.domain import Domain
 from dialogue_models.featurize import StateFeaturizer
 from dialogue_models.policies.base import Policy, PolicyPrediction
 from dialogue_models.states import DialogueSpace, tracker_states
-from dialogue_models.ted.datamodule import EncodedDialogue, collate
+from dialogue_models.ted.encoding import EncodedDialogue, collate
 from dialogue_models.ted.model import TEDModel
 from dialogue_models.tracker import Tracker
 
@@ -87,3 +87,33 @@ class TEDPolicy(Policy):
         model.load_state_dict(dict(state_dict))
         return cls(model, StateFeaturizer.from_dict(data["featurizer"]), data["max_history"],
                    data.get("priority"))
+
+
+def fit_ted(data: Any, epochs: int = 100, config: Mapping[str, Any] | None = None,
+            mode: str = "max_history", max_history: int | None = 5, seed: int = 42,
+            learning_rate: float = 1e-3, regularization_constant: float = 0.001,
+            priority: int | None = None, **trainer_kwargs: Any) -> TEDPolicy:
+    """Train TED in plain Python (notebooks): ``data`` is a bot folder, a loaded ``BotData`` or a
+    prepared ``DialogueDataModule``; ``config`` overrides :class:`TEDConfig` fields. Runs a
+    quiet Lightning fit on the CPU unless ``trainer_kwargs`` say otherwise."""
+    import lightning as L
+
+    from dialogue_models.ted.datamodule import DialogueDataModule
+    from dialogue_models.ted.lit_module import TEDLitModule
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    datamodule = (data if isinstance(data, DialogueDataModule) else
+                  DialogueDataModule(data, mode=mode, max_history=max_history, seed=seed))
+    datamodule.prepare()
+    module = TEDLitModule(config={**dict(config or {}), **datamodule.model_config()},
+                          labels={"actions": list(datamodule.space.actions),
+                                  "max_history": datamodule.max_history},
+                          featurizer=datamodule.featurizer.to_dict(),
+                          learning_rate=learning_rate,
+                          regularization_constant=regularization_constant)
+    settings = {"max_epochs": epochs, "accelerator": "cpu", "devices": 1, "logger": False,
+                "enable_checkpointing": False, "enable_model_summary": False,
+                "enable_progress_bar": False, "reload_dataloaders_every_n_epochs": 1,
+                "num_sanity_val_steps": 0, **trainer_kwargs}
+    L.Trainer(**settings).fit(module, datamodule=datamodule)
+    return TEDPolicy.from_lit_module(module.cpu(), priority)

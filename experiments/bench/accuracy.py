@@ -4,6 +4,7 @@ then report mean ± sd over the runs — never the best run.
     python -m experiments.bench.accuracy --experiments diet_snips diet_atis --seeds 1 2 3
     python -m experiments.bench.accuracy --experiments diet_hwu64 --folds 1 2 3 --seeds 1
     python -m experiments.bench.accuracy --experiments diet_snips --epochs 20 -- trainer=gpu
+    python -m experiments.bench.accuracy --experiments ted_multiwoz --tag mh10 -- model.max_history=10
 
 Writes ``accuracy_<experiment>.json`` (every run's summary plus the aggregate, the command, the
 machine and the date) into ``--out`` and prints a Markdown table for the README.
@@ -26,11 +27,17 @@ COLUMNS = (("intent_accuracy", "intent acc", 100), ("intent_macro_f1", "intent m
            ("entity_f1", "entity F1 (exact span)", 100),
            ("entity_lenient_f1", "entity F1 (HERMIT lenient)", 100),
            ("train_seconds", "train s", 1), ("peak_rss_mb", "peak MB", 1))
+DIALOGUE_COLUMNS = (("action_accuracy_excluding_listen", "action acc (no listen)", 100),
+                    ("action_weighted_f1_excluding_listen", "action F1 (no listen)", 100),
+                    ("action_accuracy", "action acc", 100),
+                    ("action_weighted_f1", "action F1", 100),
+                    ("conversation_accuracy", "conversation acc", 100),
+                    ("train_seconds", "train s", 1), ("peak_rss_mb", "peak MB", 1))
 
 
 def run_one(experiment: str, seed: int, fold: int | None, epochs: int | None,
-            extra: list[str], out: Path) -> dict[str, Any]:
-    name = f"{experiment}_seed{seed}" + (f"_fold{fold}" if fold is not None else "")
+            extra: list[str], out: Path, label: str | None = None) -> dict[str, Any]:
+    name = f"{label or experiment}_seed{seed}" + (f"_fold{fold}" if fold is not None else "")
     run_dir = out / "runs" / name
     overrides = [f"experiment={experiment}", f"seed={seed}", f"hydra.run.dir={run_dir}",
                  "trainer.enable_progress_bar=false", "callbacks.model_summary=null", *extra]
@@ -47,9 +54,9 @@ def run_one(experiment: str, seed: int, fold: int | None, epochs: int | None,
             "process_seconds": measured["wall_seconds"], "fold": fold}
 
 
-def markdown_row(experiment: str, aggregate: dict[str, Any]) -> str:
+def markdown_row(experiment: str, aggregate: dict[str, Any], columns=COLUMNS) -> str:
     cells = []
-    for key, _, scale in COLUMNS:
+    for key, _, scale in columns:
         cells.append(format_mean_sd(aggregate, key, scale=scale, digits=2 if scale == 100 else 0)
                      if isinstance(aggregate.get(key), dict) else "–")
     return f"| {experiment} | " + " | ".join(cells) + " |"
@@ -63,14 +70,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="data.fold values (HWU64)")
     parser.add_argument("--epochs", type=int, default=None, help="override trainer.max_epochs")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench")
+    parser.add_argument("--tag", default="", help="suffix for the result names (e.g. mh10)")
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides, after --")
     args = parser.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
-    header = "| experiment | " + " | ".join(c[1] for c in COLUMNS) + " |"
-    rows = [header, "|" + " --- |" * (len(COLUMNS) + 1)]
+    rows = []
     for experiment in args.experiments:
+        name = f"{experiment}_{args.tag}" if args.tag else experiment
         started = time.strftime("%Y-%m-%d %H:%M")
         runs = []
         for seed in args.seeds:
@@ -78,19 +86,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"{experiment} seed {seed}" + (f" fold {fold}" if fold else "") + " ...",
                       flush=True)
                 runs.append(run_one(experiment, seed, fold, args.epochs, args.overrides,
-                                    args.out))
+                                    args.out, name))
                 print("  " + ", ".join(f"{k}={runs[-1][k]:.4f}" for k in
-                                       ("intent_accuracy", "entity_f1") if k in runs[-1]),
+                                       ("intent_accuracy", "entity_f1", "action_accuracy",
+                                        "conversation_accuracy") if k in runs[-1]),
                       flush=True)
         aggregate = aggregate_summaries(runs)
         results[experiment] = {
             "command": "python -m experiments.bench.accuracy " + " ".join(argv or sys.argv[1:]),
             "date": started, "machine": machine_info(), "seeds": args.seeds,
             "folds": args.folds, "epochs": args.epochs or runs[0].get("epochs"),
-            "aggregate": aggregate, "runs": runs}
-        (args.out / f"accuracy_{experiment}.json").write_text(
+            "overrides": args.overrides, "aggregate": aggregate, "runs": runs}
+        (args.out / f"accuracy_{name}.json").write_text(
             json.dumps(results[experiment], indent=2, default=str))
-        rows.append(markdown_row(experiment, aggregate))
+        columns = DIALOGUE_COLUMNS if runs[0].get("task") == "dialogue" else COLUMNS
+        rows += ["| experiment | " + " | ".join(c[1] for c in columns) + " |",
+                 "|" + " --- |" * (len(columns) + 1), markdown_row(name, aggregate, columns)]
     print("\n".join(rows))
     return results
 
