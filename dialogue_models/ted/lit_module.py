@@ -15,6 +15,7 @@ import lightning as L
 import torch
 
 from dialogue_models.ted.model import IGNORE_INDEX, TEDConfig, TEDInputs, TEDModel, TEDPrediction
+from nlu_models.modules.optim import adam
 from nlu_models.modules.regularization import add_l2_gradient, check_l2_mode
 
 
@@ -53,7 +54,7 @@ class TEDLitModule(L.LightningModule):
                         self.hparams.regularization_constant, self.hparams.l2_mode)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+        return adam(self.parameters(), lr=self.hparams.learning_rate)
 
     # ---- evaluation ----------------------------------------------------------------------------
     def validation_step(self, batch: TEDInputs, batch_idx: int) -> None:

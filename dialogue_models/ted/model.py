@@ -209,7 +209,8 @@ class TEDModel(nn.Module):
         max_history = self.config.mode == "max_history"
         if max_history:
             turns = reverse_turns(turns, x.lengths)                         # current turn at 0
-        hidden = F.gelu(self.dialogue_transformer(turns, mask))             # (B, D, E)
+        # max-history reads only the current turn: the last layer computes just that row
+        hidden = F.gelu(self.dialogue_transformer(turns, mask, first_only=max_history))
         if max_history:
             hidden = hidden[:, 0]                                           # (B, E)
         return self.embed_dialogue(hidden)                                  # (B, [D,] E)

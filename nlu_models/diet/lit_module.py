@@ -22,6 +22,7 @@ from nlu_models.diet.labels import DIETLabels
 from nlu_models.diet.model import DIETConfig, DIETInputs, DIETModel
 from nlu_models.featurize import FeaturizerPipeline
 from nlu_models.inference import CHECKPOINT_FEATURIZERS_KEY, NLUInterpreter
+from nlu_models.modules.optim import adam
 from nlu_models.modules.regularization import add_l2_gradient, check_l2_mode
 
 TRIM_EVERY_N_BATCHES = 10
@@ -103,12 +104,12 @@ class DIETLitModule(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         encoder = self.model.encoder_parameters()
         if not encoder:
-            return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+            return adam(self.parameters(), lr=self.hparams.learning_rate)
         in_encoder = {id(p) for p in encoder}
         rest = [p for p in self.parameters() if id(p) not in in_encoder]
-        return torch.optim.Adam([{"params": rest},
-                                 {"params": encoder, "lr": self.hparams.encoder_learning_rate}],
-                                lr=self.hparams.learning_rate)
+        return adam([{"params": rest},
+                     {"params": encoder, "lr": self.hparams.encoder_learning_rate}],
+                    lr=self.hparams.learning_rate)
 
     # ---- evaluation ----------------------------------------------------------------------------
     def validation_step(self, batch: DIETInputs, batch_idx: int) -> None:

@@ -87,36 +87,41 @@ class MultiHeadAttention(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, self.num_heads, self.head_size).transpose(1, 2)  # (B, H, T, D)
 
-    def forward(self, x: Tensor, pad_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x (B, T, E)``, ``pad_mask (B, T)`` True = real → ``(B, T, E)``, ``(B, H, T, T)``."""
+    def forward(self, x: Tensor, pad_mask: Tensor | None = None,
+                num_queries: int | None = None) -> tuple[Tensor, Tensor]:
+        """``x (B, T, E)``, ``pad_mask (B, T)`` True = real → ``(B, Q, E)``, ``(B, H, Q, T)``.
+
+        ``num_queries``: only the first ``Q`` positions attend (all ``T`` are still attended
+        to); ``None`` = all, ``Q = T``. The outputs equal the first rows of the full result."""
         b, t, _ = x.shape
-        q = self._split_heads(self.query(x)) / math.sqrt(self.head_size)  # (B, H, T, D)
+        n = t if num_queries is None else num_queries
+        q = self._split_heads(self.query(x[:, :n])) / math.sqrt(self.head_size)  # (B, H, Q, D)
         k = self._split_heads(self.key(x))  # (B, H, T, D)
         v = self._split_heads(self.value(x))  # (B, H, T, D)
 
-        logits = q @ k.transpose(-2, -1)  # (B, H, T, T)
+        logits = q @ k.transpose(-2, -1)  # (B, H, Q, T)
         relative = None
         if self.key_relative is not None or self.value_relative is not None:
-            relative = self._relative_index(t, x.device).expand(b, self.num_heads, t, t)
+            relative = self._relative_index(t, x.device)[:n].expand(b, self.num_heads, n, t)
         if self.key_relative is not None:
-            by_distance = q @ self.key_relative.transpose(-2, -1)  # (B, H, T, R)
-            logits = logits + by_distance.gather(-1, relative)  # (B, H, T, T)
+            by_distance = q @ self.key_relative.transpose(-2, -1)  # (B, H, Q, R)
+            logits = logits + by_distance.gather(-1, relative)  # (B, H, Q, T)
         if pad_mask is not None:
-            logits = logits + (~pad_mask.bool())[:, None, None, :] * NEG_INF  # (B, H, T, T)
+            logits = logits + (~pad_mask.bool())[:, None, None, :] * NEG_INF  # (B, H, Q, T)
         if self.unidirectional:
-            future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)  # (T, T)
+            future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)[:n]  # (Q, T)
             logits = logits + future * NEG_INF
 
-        weights = logits.softmax(dim=-1)  # (B, H, T, T)
+        weights = logits.softmax(dim=-1)  # (B, H, Q, T)
         probs = self.dropout(weights)
-        out = probs @ v  # (B, H, T, D)
+        out = probs @ v  # (B, H, Q, D)
         if self.value_relative is not None:
             # sum the probabilities that fall on each clipped distance, then mix the embeddings
-            by_distance = probs.new_zeros(b, self.num_heads, t, self.value_relative.shape[1])
-            by_distance.scatter_add_(-1, relative, probs)  # (B, H, T, R)
-            out = out + by_distance @ self.value_relative  # (B, H, T, D)
-        out = out.transpose(1, 2).reshape(b, t, self.units)  # (B, T, E)
-        return self.output(out), weights  # (B, T, E), (B, H, T, T)
+            by_distance = probs.new_zeros(b, self.num_heads, n, self.value_relative.shape[1])
+            by_distance.scatter_add_(-1, relative, probs)  # (B, H, Q, R)
+            out = out + by_distance @ self.value_relative  # (B, H, Q, D)
+        out = out.transpose(1, 2).reshape(b, n, self.units)  # (B, Q, E)
+        return self.output(out), weights  # (B, Q, E), (B, H, Q, T)
 
     def extra_repr(self) -> str:
         return (
@@ -168,11 +173,14 @@ class TransformerEncoderLayer(nn.Module):
             nn.Dropout(dropout),
         )
 
-    def forward(self, x: Tensor, pad_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        attended, weights = self.attention(self.attention_norm(x), pad_mask)  # (B, T, E)
-        x = x + self.attention_dropout(attended)  # (B, T, E)
-        x = x + self.feed_forward(x)  # (B, T, E)
-        return x, weights  # (B, T, E), (B, H, T, T)
+    def forward(self, x: Tensor, pad_mask: Tensor | None = None,
+                num_queries: int | None = None) -> tuple[Tensor, Tensor]:
+        """``num_queries``: compute only the first ``Q`` output positions (see attention)."""
+        attended, weights = self.attention(self.attention_norm(x), pad_mask,
+                                           num_queries)  # (B, Q, E)
+        x = x[:, :attended.shape[1]] + self.attention_dropout(attended)  # (B, Q, E)
+        x = x + self.feed_forward(x)  # (B, Q, E)
+        return x, weights  # (B, Q, E), (B, H, Q, T)
 
 
 class TransformerEncoder(nn.Module):
@@ -225,25 +233,34 @@ class TransformerEncoder(nn.Module):
 
     @overload
     def forward(
-        self, x: Tensor, pad_mask: Tensor | None = ..., return_attention: Literal[False] = ...
+        self, x: Tensor, pad_mask: Tensor | None = ..., return_attention: Literal[False] = ...,
+        first_only: bool = ...,
     ) -> Tensor: ...
 
     @overload
     def forward(
-        self, x: Tensor, pad_mask: Tensor | None, return_attention: Literal[True]
+        self, x: Tensor, pad_mask: Tensor | None, return_attention: Literal[True],
+        first_only: bool = ...,
     ) -> tuple[Tensor, list[Tensor]]: ...
 
     def forward(
-        self, x: Tensor, pad_mask: Tensor | None = None, return_attention: bool = False
+        self, x: Tensor, pad_mask: Tensor | None = None, return_attention: bool = False,
+        first_only: bool = False,
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """``first_only``: the caller reads position 0 only (TED's max-history mode), so the
+        last layer computes just that row: ``(B, 1, E)``, equal to ``full[:, :1]``."""
         attention: list[Tensor] = []
         if self.num_layers > 0:
             t = x.shape[1]
             x = self.input_projection(x) * math.sqrt(self.units)  # (B, T, E)
             x = x + sinusoidal_positions(t, self.units, x.device).to(x.dtype)  # (B, T, E)
             x = self.input_dropout(x)
-            for layer in self.layers:
-                x, weights = layer(x, pad_mask)  # (B, T, E), (B, H, T, T)
+            for index, layer in enumerate(self.layers):
+                last = index == len(self.layers) - 1
+                queries = 1 if first_only and last else None
+                x, weights = layer(x, pad_mask, queries)  # (B, T|1, E), (B, H, T|1, T)
                 attention.append(weights)
-            x = self.final_norm(x)  # (B, T, E)
+            x = self.final_norm(x)  # (B, T|1, E)
+        elif first_only:
+            x = x[:, :1]
         return (x, attention) if return_attention else x

@@ -543,3 +543,20 @@ def test_crf_stays_in_float32_under_bf16_autocast():
     assert mixed.dtype == torch.float32
     assert torch.allclose(mixed, exact, atol=0.1)  # only the bf16 rounding of the inputs
     assert torch.equal(decoded, crf.decode(emissions, lengths)[0])
+
+
+@pytest.mark.parametrize("relative,unidirectional", [(False, False), (True, False), (True, True)])
+def test_first_only_equals_the_first_row_of_the_full_encoder(relative, unidirectional):
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(6, num_layers=2, units=16, num_heads=2, dropout=0.1,
+                                 unidirectional=unidirectional,
+                                 use_key_relative_position=relative,
+                                 use_value_relative_position=relative).eval()
+    x = torch.randn(3, 5, 6)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    full, attention = encoder(x, mask, return_attention=True)
+    first, first_attention = encoder(x, mask, return_attention=True, first_only=True)
+    assert first.shape == (3, 1, 16)
+    torch.testing.assert_close(first, full[:, :1])
+    torch.testing.assert_close(first_attention[-1], attention[-1][:, :, :1])
+    torch.testing.assert_close(first_attention[0], attention[0])
