@@ -35,9 +35,10 @@ class DialoguePolicy:
     @classmethod
     def from_lit_module(cls, module: Any) -> "DialoguePolicy":
         labels = module.hparams["labels"]
-        others = PolicyEnsemble.from_dict(labels.get("policies") or {"policies": []})
+        saved = labels.get("policies")
+        others = list(PolicyEnsemble.from_dict(saved).policies) if saved else []
         ted = TEDPolicy.from_lit_module(module, priority=labels.get("ted_priority"))
-        return cls(PolicyEnsemble(list(others.policies) + [ted]))
+        return cls(PolicyEnsemble(others + [ted]))
 
     @classmethod
     def load(cls, path: str | Path) -> "DialoguePolicy":

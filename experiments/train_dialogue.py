@@ -34,13 +34,16 @@ def train_dialogue(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     datamodule = build_datamodule(cfg.data).prepare()
     bot, space = datamodule.bot, datamodule.space
-    policies = PolicyEnsemble.from_config(OmegaConf.to_container(cfg.model.policies) or [])
-    policies.train(datamodule.trackers + rule_trackers(bot.stories.rules, bot.domain),
-                   bot.domain, space)
+    others = None  # the policies beside TED (none: TED alone, as in the TED paper's runs)
+    if cfg.model.policies:
+        others = PolicyEnsemble.from_config(OmegaConf.to_container(cfg.model.policies))
+        others.train(datamodule.trackers + rule_trackers(bot.stories.rules, bot.domain),
+                     bot.domain, space)
     prepare_seconds = time.perf_counter() - started
 
     labels = {"actions": list(space.actions), "max_history": cfg.model.max_history,
-              "policies": policies.to_dict(), "ted_priority": cfg.model.ted_priority}
+              "policies": others.to_dict() if others else None,
+              "ted_priority": cfg.model.ted_priority}
     module = TEDLitModule(config={**OmegaConf.to_container(cfg.model.config),
                                   **datamodule.model_config()},
                           labels=labels, featurizer=datamodule.featurizer.to_dict(),
