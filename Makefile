@@ -26,10 +26,12 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# validate the demo bot, train DIET on it (Rasa defaults) and print the report summary
+# validate the demo bot, train DIET on it (Rasa defaults) and print the report summary, then
+# train the dialogue policies (rules + memoization + TED) and print the story report
 demo: $(STAMP)
 	$(VENV)/bin/dialab data validate data/demo_bot
 	$(PY) -m experiments.train experiment=diet_demo
+	$(PY) -m experiments.train experiment=ted_demo
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

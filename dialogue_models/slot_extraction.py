@@ -39,8 +39,7 @@ from typing import Any
 
 from dialogue_models.domain import Domain
 from dialogue_models.domain_slots import Slot, SlotMapping
-from dialogue_models.events import (REQUESTED_SLOT, ActionExecuted, ActionExecutionRejected,
-                                    ActiveLoop, SlotSet)
+from dialogue_models.events import REQUESTED_SLOT, SlotSet
 from dialogue_models.tracker import Tracker
 
 __all__ = ["extract_slots", "extract_slot_value", "active_loop_rejected", "mapping_applies"]
@@ -92,17 +91,8 @@ def mapping_applies(slot_name: str, mapping: SlotMapping, tracker: Tracker,
 
 
 def active_loop_rejected(tracker: Tracker) -> bool:
-    """Whether the active form rejected to run (``ActionExecutionRejected``) and has not run
-    since (Rasa's ``tracker.is_active_loop_rejected``, read from the events)."""
-    loop, rejected = None, False
-    for event in tracker.applied_events():
-        if isinstance(event, ActiveLoop):
-            loop, rejected = event.name, False
-        elif isinstance(event, ActionExecuted) and loop and event.name == loop:
-            rejected = False
-        elif isinstance(event, ActionExecutionRejected) and loop and event.name == loop:
-            rejected = True
-    return rejected
+    """Whether the active form rejected to run and has not run since."""
+    return tracker.is_active_loop_rejected()
 
 
 # ---- the checks ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from dialogue_models.domain_slots import Slot
 from dialogue_models.events import (ACTION_LISTEN, REQUESTED_SLOT, ActionExecuted,
-                                    ActionReverted, ActiveLoop, AllSlotsReset, Event, Restarted,
+                                    ActionExecutionRejected, ActionReverted, ActiveLoop, AllSlotsReset, Event, Restarted,
                                     SessionStarted, SlotSet, UserUttered, UserUtteranceReverted,
                                     event_from_dict)
 
@@ -100,6 +100,19 @@ class Tracker:
     @property
     def requested_slot(self) -> str | None:
         return self.slots.get(REQUESTED_SLOT)
+
+    def is_active_loop_rejected(self) -> bool:
+        """Rasa's ``is_active_loop_rejected``: the active loop refused to run
+        (``ActionExecutionRejected``) and has not run or been re-activated since."""
+        loop, rejected = None, False
+        for event in self.applied_events():
+            if isinstance(event, ActiveLoop):
+                loop, rejected = event.name, False
+            elif isinstance(event, ActionExecuted) and loop and event.name == loop:
+                rejected = False
+            elif isinstance(event, ActionExecutionRejected) and loop and event.name == loop:
+                rejected = True
+        return rejected
 
     def is_waiting_for_user(self) -> bool:
         return self.latest_action_name == ACTION_LISTEN

@@ -53,17 +53,8 @@ def train(cfg: DictConfig, **data_overrides: Any) -> dict[str, Any]:
     module = DIETLitModule.for_data(datamodule, model=OmegaConf.to_container(cfg.model.config),
                                     **OmegaConf.to_container(cfg.model.training))
     log.info("DIET with %s trainable parameters", f"{count_parameters(module.model):,}")
-    has_val = "val" in datamodule.encoded
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks"), has_val),
-        logger=instantiate_loggers(cfg.get("logger")) or False)
-
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    train_seconds = time.perf_counter() - started
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    _reload_best(trainer, module)
-
+    trainer, train_seconds, metrics = fit(cfg, module, datamodule,
+                                          has_val="val" in datamodule.encoded)
     summary: dict[str, Any] = {k.replace("/", "_"): v for k, v in metrics.items()
                                if k.startswith("val/")}
     if cfg.get("evaluate") and not trainer.fast_dev_run and trainer.is_global_zero:
@@ -73,6 +64,22 @@ def train(cfg: DictConfig, **data_overrides: Any) -> dict[str, Any]:
             "peak_memory_mb": peak_memory_mb(), **summary})
     _finish_loggers(trainer)
     return {**metrics, **summary}
+
+
+def fit(cfg: DictConfig, module: L.LightningModule, datamodule: L.LightningDataModule,
+        has_val: bool) -> tuple[L.Trainer, float, dict[str, float]]:
+    """The trainer from the config groups, fitted; the best checkpoint (by the monitored
+    validation metric, else the last) reloaded into ``module``. Returns the trainer, the
+    training seconds and the final logged metrics."""
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks"), has_val),
+        logger=instantiate_loggers(cfg.get("logger")) or False)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_seconds = time.perf_counter() - started
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    _reload_best(trainer, module)
+    return trainer, train_seconds, metrics
 
 
 def _finish_loggers(trainer: L.Trainer) -> None:

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,12 +21,12 @@ from dialogue_models.inference import DialoguePolicy
 from dialogue_models.policies.ensemble import PolicyEnsemble
 from dialogue_models.policies.rule_data import rule_trackers
 from dialogue_models.ted.lit_module import TEDLitModule
-from experiments.common import instantiate_callbacks, instantiate_loggers, log, peak_memory_mb
+from experiments.common import log, peak_memory_mb
 from nlu_models.diet.model import count_parameters
 
 
 def train_dialogue(cfg: DictConfig) -> dict[str, Any]:
-    from experiments.train import _finish_loggers, _reload_best, build_datamodule
+    from experiments.train import _finish_loggers, build_datamodule, fit
 
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
@@ -50,16 +49,8 @@ def train_dialogue(cfg: DictConfig) -> dict[str, Any]:
                           **OmegaConf.to_container(cfg.model.training))
     log.info("TED with %s trainable parameters on %d examples", f"{count_parameters(module.model):,}",
              len(datamodule.examples))
-    has_val = bool(datamodule._val)
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks"), has_val),
-        logger=instantiate_loggers(cfg.get("logger")) or False)
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    train_seconds = time.perf_counter() - started
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    _reload_best(trainer, module)
-
+    trainer, train_seconds, metrics = fit(cfg, module, datamodule,
+                                          has_val=bool(datamodule.val_examples))
     summary: dict[str, Any] = {k.replace("/", "_"): v for k, v in metrics.items()
                                if k.startswith("val/")}
     if cfg.get("evaluate") and not trainer.fast_dev_run and trainer.is_global_zero:

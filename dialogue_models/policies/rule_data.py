@@ -125,17 +125,8 @@ def active_loop_name(tracker: Tracker) -> str | None:
 
 
 def is_active_loop_rejected(tracker: Tracker) -> bool:
-    """Rasa's ``tracker.is_active_loop_rejected``: the active loop rejected its execution
-    (``ActionExecutionRejected``) and has not run again or been re-activated since."""
-    loop, rejected = None, False
-    for event in tracker.applied_events():
-        if isinstance(event, ActiveLoop):
-            loop, rejected = event.name, False
-        elif isinstance(event, ActionExecutionRejected) and loop and event.name == loop:
-            rejected = True
-        elif isinstance(event, ActionExecuted) and loop and event.name == loop:
-            rejected = False
-    return rejected and active_loop_name(tracker) is not None
+    """Rasa's ``tracker.is_active_loop_rejected``, for a loop that is really active."""
+    return tracker.is_active_loop_rejected() and active_loop_name(tracker) is not None
 
 
 def emulate_loop_rejection(tracker: Tracker) -> bool:

@@ -81,6 +81,7 @@ class DialogueDataModule(L.LightningDataModule):
                                           augmentation_factor=self.augmentation_factor,
                                           seed=self.seed)
         self.examples = make_examples(self.trackers, self.space, self.mode, self.max_history)
+        _refuse_end_to_end(self.examples)
         encoded = encode_examples(self.examples, self.featurizer)
         order = np.random.default_rng(self.seed).permutation(len(encoded))
         n_val = int(round(self.val_fraction * len(encoded)))
@@ -125,8 +126,25 @@ class DialogueDataModule(L.LightningDataModule):
                 "num_actions": len(self.space.actions), "mode": self.mode}
 
     @property
+    def val_examples(self) -> list[EncodedDialogue]:
+        return self._val
+
+    @property
     def name(self) -> str:
         return str(self.metadata.get("name") or Path(str(self.source)).name)
 
     def story_trackers(self, augmented: bool = True) -> list[Tracker]:
         return [t for t in self.trackers if augmented or not t.is_augmented]
+
+
+def _refuse_end_to_end(examples: Sequence[DialogueExample]) -> None:
+    """End-to-end stories (user text without an intent, bot text instead of an action) need
+    text features in TED, which dialab does not have yet: say so instead of training on
+    empty turns."""
+    for example in examples:
+        for state in example.states:
+            if "text" in state.get("user", {}):
+                raise NotImplementedError(
+                    f"story '{example.tracker}' has a user turn with text but no intent: "
+                    "end-to-end (text) stories are not supported by dialab's TED yet; "
+                    "annotate the intent ('- intent: ...') or use the modular data")

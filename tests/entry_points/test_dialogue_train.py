@@ -70,3 +70,14 @@ def test_the_policy_answers_a_live_tracker(trained):
     ranking = policy.predict(tracker, bot.domain)
     assert ranking.action == "utter_greet" and ranking.policy == "RulePolicy"
     assert ranking.ranking[0][0] == "utter_greet"
+
+
+def test_dialogue_inference_imports_neither_lightning_nor_hydra():
+    import subprocess
+    import sys
+
+    code = ("import sys, dialogue_models.inference, dialogue_models.processor; "
+            "print(sorted(m for m in ('lightning', 'hydra', 'omegaconf') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
