@@ -14,9 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("dialab")
 
 
-def instantiate_callbacks(cfg: DictConfig | None, has_val: bool) -> list:
+def instantiate_callbacks(cfg: DictConfig | None, has_val: bool,
+                          max_epochs: int | None = None) -> list:
     """Every entry of the ``callbacks`` group with a ``_target_``. Without a validation split
-    nothing can be monitored: checkpoints keep only the last epoch and early stopping is off."""
+    nothing can be monitored: early stopping is off, and the checkpoint keeps the last epoch,
+    written every :func:`save_every` epochs rather than after each one (writing a small
+    model's checkpoint costs as much as training an epoch of it)."""
     callbacks = []
     for name, spec in (cfg or {}).items():
         if not isinstance(spec, DictConfig) or "_target_" not in spec:
@@ -25,9 +28,19 @@ def instantiate_callbacks(cfg: DictConfig | None, has_val: bool) -> list:
             if "EarlyStopping" in spec._target_:
                 log.warning("no validation split: early stopping is off")
                 continue
-            spec = OmegaConf.merge(spec, {"monitor": None, "save_top_k": 1})
+            spec = OmegaConf.create({**OmegaConf.to_container(spec, resolve=True),
+                                     "monitor": None, "save_top_k": 1,
+                                     "every_n_epochs": save_every(max_epochs)})
         callbacks.append(hydra.utils.instantiate(spec))
     return callbacks
+
+
+def save_every(max_epochs: int | None, at_most: int = 20) -> int:
+    """The largest period ≤ ``at_most`` that divides ``max_epochs``, so the final epoch is
+    always saved (1 when the epochs are unknown)."""
+    if not max_epochs or max_epochs < 1:
+        return 1
+    return max(d for d in range(1, min(at_most, max_epochs) + 1) if max_epochs % d == 0)
 
 
 def instantiate_loggers(cfg: DictConfig | None) -> list:

@@ -72,7 +72,8 @@ def fit(cfg: DictConfig, module: L.LightningModule, datamodule: L.LightningDataM
     validation metric, else the last) reloaded into ``module``. Returns the trainer, the
     training seconds and the final logged metrics."""
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks"), has_val),
+        cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks"), has_val,
+                                                     cfg.trainer.get("max_epochs")),
         logger=instantiate_loggers(cfg.get("logger")) or False)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

@@ -114,3 +114,13 @@ def test_seed_sweep_multirun_gives_one_run_per_seed(tmp_path):
     seeds = [json.loads((sweep_dir / job / "reports" / "summary.json").read_text())["seed"]
              for job in ("0", "1")]
     assert seeds == [1, 2]
+
+
+def test_checkpoints_without_validation_are_written_periodically_and_at_the_end():
+    from experiments.common import save_every
+
+    assert [save_every(n) for n in (None, 1, 3, 30, 37, 40, 100, 300)] == \
+        [1, 1, 3, 15, 1, 20, 20, 20]
+    for epochs in range(1, 120):
+        period = save_every(epochs)
+        assert epochs % period == 0 and period <= 20
