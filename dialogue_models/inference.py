@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dialogue_models.domain import Domain
+from dialogue_models.domain import Domain, domain_from_yaml
 from dialogue_models.policies.base import PolicyPrediction
 from dialogue_models.policies.ensemble import PolicyEnsemble
 from dialogue_models.policies.ted import TEDPolicy
 from dialogue_models.tracker import Tracker
+from nlu_models.data.rasa_yaml import dump_yaml
+from nlu_models.data.yaml_io import parse_yaml
 
 
 @dataclass
@@ -29,8 +31,11 @@ class ActionRanking:
 
 
 class DialoguePolicy:
-    def __init__(self, ensemble: PolicyEnsemble) -> None:
+    """``domain`` is the domain the policies were trained with (checkpoints carry it)."""
+
+    def __init__(self, ensemble: PolicyEnsemble, domain: Domain | None = None) -> None:
         self.ensemble = ensemble
+        self.domain = domain
 
     @classmethod
     def from_lit_module(cls, module: Any) -> "DialoguePolicy":
@@ -38,7 +43,9 @@ class DialoguePolicy:
         saved = labels.get("policies")
         others = list(PolicyEnsemble.from_dict(saved).policies) if saved else []
         ted = TEDPolicy.from_lit_module(module, priority=labels.get("ted_priority"))
-        return cls(PolicyEnsemble(others + [ted]))
+        domain = labels.get("domain")
+        return cls(PolicyEnsemble(others + [ted]),
+                   domain_from_plain(domain) if domain else None)
 
     @classmethod
     def load(cls, path: str | Path) -> "DialoguePolicy":
@@ -57,10 +64,18 @@ class DialoguePolicy:
     def actions(self) -> list[str]:
         return list(self.ensemble.policies[-1].space.actions)
 
-    def predict(self, tracker: Tracker, domain: Domain) -> ActionRanking:
+    def predict(self, tracker: Tracker, domain: Domain | None = None) -> ActionRanking:
+        domain = domain or self.domain
+        if domain is None:
+            raise ValueError("no domain: pass one (this checkpoint does not carry its domain)")
         prediction, action = self.ensemble.predict(tracker, domain)
         return ActionRanking(action, prediction.max_confidence, prediction.policy,
                              _ranking(prediction, self.actions))
+
+
+def domain_from_plain(data: dict[str, Any]) -> Domain:
+    """A domain from ``domain_to_plain``'s output (as checkpoints and bundles store it)."""
+    return domain_from_yaml(parse_yaml(dump_yaml(data), "domain.yml"), "domain.yml")
 
 
 def _ranking(prediction: PolicyPrediction, actions: list[str]) -> list[tuple[str, float]]:

@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from dialogue_models.domain import domain_to_plain
 from dialogue_models.evaluation import evaluate_stories, format_story_summary
 from dialogue_models.evaluation.predict import ensemble_predictor, predict_stories
 from dialogue_models.inference import DialoguePolicy
@@ -42,7 +43,7 @@ def train_dialogue(cfg: DictConfig) -> dict[str, Any]:
 
     labels = {"actions": list(space.actions), "max_history": cfg.model.max_history,
               "policies": others.to_dict() if others else None,
-              "ted_priority": cfg.model.ted_priority}
+              "ted_priority": cfg.model.ted_priority, "domain": domain_to_plain(bot.domain)}
     module = TEDLitModule(config={**OmegaConf.to_container(cfg.model.config),
                                   **datamodule.model_config()},
                           labels=labels, featurizer=datamodule.featurizer.to_dict(),

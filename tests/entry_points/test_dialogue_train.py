@@ -67,7 +67,7 @@ def test_the_policy_answers_a_live_tracker(trained):
     policy = DialoguePolicy.load(out / "checkpoints" / "last.ckpt")
     tracker = Tracker("t", bot.domain.slots, [ActionExecuted(ACTION_LISTEN),
                                                UserUttered("hi", "greet")])
-    ranking = policy.predict(tracker, bot.domain)
+    ranking = policy.predict(tracker)
     assert ranking.action == "utter_greet" and ranking.policy == "RulePolicy"
     assert ranking.ranking[0][0] == "utter_greet"
 
