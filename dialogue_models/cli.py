@@ -1,5 +1,5 @@
 """The ``dialab`` command line: ``dialab data validate|stats|convert`` and the experiment
-hand-offs ``dialab train|evaluate|cross-validate [hydra overrides ...]``."""
+hand-offs ``dialab train|evaluate|cross-validate|export [hydra overrides ...]``."""
 from __future__ import annotations
 
 import argparse
@@ -52,7 +52,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 EXPERIMENTS = (("train", "experiments.train", "train DIET"),
                ("evaluate", "experiments.evaluate", "evaluate a checkpoint and write reports"),
-               ("cross-validate", "experiments.cross_validate", "train and test on every fold"))
+               ("cross-validate", "experiments.cross_validate", "train and test on every fold"),
+               ("export", "experiments.export", "export a checkpoint to a bundle (JSON + "
+                "safetensors)"))
 
 
 def _experiment(args) -> int:

@@ -1,9 +1,9 @@
 """``DialoguePolicy``: the trained policy ensemble (rules, memoization, TED) asked for the next
 action of a conversation.
 
-``DialoguePolicy.load(path)`` takes a training checkpoint (``.ckpt``: the TED weights, the
-state featurizer and the trained rule/memoization policies as JSON). Loading an exported bundle
-folder is the export issue's work and raises until then.
+``DialoguePolicy.load(path)`` takes an export bundle folder (``dialab export``; see
+:mod:`dialogue_models.export`) or a training checkpoint (``.ckpt``: the TED weights, the state
+featurizer and the trained rule/memoization policies as JSON; reading it needs Lightning).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dialogue_models.domain import Domain, domain_from_yaml
+from dialogue_models.export import policy_from_bundle
 from dialogue_models.policies.base import PolicyPrediction
 from dialogue_models.policies.ensemble import PolicyEnsemble
 from dialogue_models.policies.ted import TEDPolicy
@@ -49,10 +50,12 @@ class DialoguePolicy:
 
     @classmethod
     def load(cls, path: str | Path) -> "DialoguePolicy":
+        """From a ``policy`` export bundle folder (``dialab export``: JSON, YAML and safetensors,
+        checked against the manifest's sha256) or a training checkpoint (``.ckpt``)."""
         path = Path(path)
         if path.is_dir():
-            raise NotImplementedError("loading an exported policy bundle is not implemented yet "
-                                      "(export issue); pass a training checkpoint (.ckpt)")
+            ensemble, domain = policy_from_bundle(path)
+            return cls(ensemble, domain)
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}")
         from dialogue_models.ted.lit_module import TEDLitModule

@@ -2,7 +2,7 @@
 no Lightning, no Hydra.
 
 ```python
-nlu = NLUInterpreter.load("outputs/.../checkpoints/last.ckpt")
+nlu = NLUInterpreter.load("outputs/.../bundle")   # or a training checkpoint (.ckpt)
 nlu.parse("two large margheritas to Berlin")
 # {"text": ..., "intent": {"name": "order_pizza", "confidence": 0.97},
 #  "intent_ranking": [...], "entities": [{"entity": "size", "start": 4, ...}]}
@@ -19,6 +19,7 @@ from nlu_models.data.schema import Message
 from nlu_models.diet.encoding import EncodedExample, collate_fn
 from nlu_models.diet.labels import DIETLabels
 from nlu_models.diet.model import DIETConfig, DIETModel, rank_intents
+from nlu_models.export import open_bundle
 from nlu_models.featurize import FeaturizerPipeline
 
 CHECKPOINT_FEATURIZERS_KEY = "dialab_featurizers"
@@ -35,16 +36,24 @@ class NLUInterpreter:
     # ---- loading ------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "NLUInterpreter":
-        """From a training checkpoint (``*.ckpt``) written by :class:`DIETLitModule`."""
+        """From an export bundle folder (``dialab export``: JSON + safetensors, no pickle) or a
+        training checkpoint (``*.ckpt``) written by :class:`DIETLitModule`."""
         path = Path(path)
         if path.is_dir():
-            raise NotImplementedError(
-                f"{path} is a folder: loading export bundles comes with `dialab export` "
-                "(issue 6); pass a training checkpoint (.ckpt) for now")
+            return cls.from_bundle(path, device)
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}")
         checkpoint = torch.load(path, map_location=device, weights_only=False)
         return cls.from_checkpoint_dict(checkpoint)
+
+    @classmethod
+    def from_bundle(cls, path: str | Path, device: str = "cpu") -> "NLUInterpreter":
+        """From an ``nlu`` export bundle; every file is checked against the manifest's sha256."""
+        bundle = open_bundle(path, "nlu")
+        model = DIETModel(DIETConfig.from_dict(bundle.json("config.json")))
+        model.load_state_dict(bundle.weights())
+        pipeline = FeaturizerPipeline.from_dict(bundle.json("featurizers.json"))
+        return cls(model.to(device), pipeline, DIETLabels.from_dict(bundle.json("labels.json")))
 
     @classmethod
     def from_checkpoint_dict(cls, checkpoint: dict[str, Any]) -> "NLUInterpreter":

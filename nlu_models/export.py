@@ -1,0 +1,187 @@
+"""Export bundles: a folder that describes itself, loads without pickle and without Lightning.
+
+```
+bundle/
+  manifest.json      format_version, kind (nlu | policy), model_class, created, dialab_version,
+                     torch_version, files [{name, sha256, bytes}], metrics (when given)
+  config.json        the model config dataclass (DIETConfig / TEDConfig) as JSON
+  labels.json        nlu: DIETLabels.to_dict(); policy: actions, max_history, ted_priority
+  featurizers.json   nlu: the FeaturizerPipeline; policy: the state featurizer
+  policies.json      policy only: the rule/memoization policies (PolicyEnsemble.to_dict())
+  model.safetensors  the model's weights only
+  domain.yml         policy only, when the checkpoint carries its domain
+```
+
+This module holds the format (:func:`write_bundle`, :func:`open_bundle`, which checks every
+file's sha256 against the manifest) and the DIET exporter (:func:`export_nlu_bundle`); the
+policy exporter and the checkpoint-sniffing :func:`~dialogue_models.export.export_bundle` live
+in :mod:`dialogue_models.export`. Loading is ``NLUInterpreter.load(bundle)`` /
+``DialoguePolicy.load(bundle)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors.torch import load_file, save_file
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+WEIGHTS = "model.safetensors"
+KINDS = {"nlu": "NLUInterpreter.load", "policy": "DialoguePolicy.load"}
+
+
+class BundleError(ValueError):
+    """A folder that is not a loadable bundle: no manifest, wrong kind, edited or missing files."""
+
+
+@dataclass
+class Bundle:
+    """An opened, verified bundle folder; read its files by name."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    def has(self, name: str) -> bool:
+        return any(entry["name"] == name for entry in self.manifest["files"])
+
+    def json(self, name: str) -> Any:
+        return json.loads((self.path / name).read_text(encoding="utf-8"))
+
+    def text(self, name: str) -> str:
+        return (self.path / name).read_text(encoding="utf-8")
+
+    def weights(self, device: str = "cpu") -> dict[str, torch.Tensor]:
+        return load_file(self.path / WEIGHTS, device=device)
+
+
+# ---- writing -------------------------------------------------------------------------------------
+def write_bundle(out_dir: str | Path, kind: str, model_class: str, files: Mapping[str, Any],
+                 weights: Mapping[str, torch.Tensor], metrics: Mapping[str, Any] | None = None
+                 ) -> Path:
+    """Write ``files`` (name → JSON data, or ``str`` for text files), the weights as
+    safetensors, and a manifest listing every file with its sha256."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_old_bundle(out)
+    names = []
+    for name, data in files.items():
+        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, indent=1)
+        (out / name).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        names.append(name)
+    tensors = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+               for k, v in weights.items()}  # clone: safetensors refuses shared storage
+    save_file(tensors, out / WEIGHTS, metadata={"format": "pt"})
+    names.append(WEIGHTS)
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION, "kind": kind, "model_class": model_class,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dialab_version": _dialab_version(), "torch_version": torch.__version__,
+        "files": [{"name": n, "sha256": sha256(out / n), "bytes": (out / n).stat().st_size}
+                  for n in names]}
+    if metrics is not None:
+        manifest["metrics"] = dict(metrics)
+    (out / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n",
+                                encoding="utf-8")
+    return out
+
+
+def _remove_old_bundle(out: Path) -> None:
+    """Exporting over an earlier bundle: drop its files first (the manifest before the rest,
+    so an export that fails half-way leaves no bundle that looks complete)."""
+    if not is_bundle(out):
+        return
+    old = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    (out / MANIFEST).unlink()
+    for entry in old.get("files", []):
+        (out / Path(entry["name"]).name).unlink(missing_ok=True)
+
+
+def sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _dialab_version() -> str:
+    try:
+        return version("dialab")
+    except PackageNotFoundError:
+        return "dev"
+
+
+# ---- reading -------------------------------------------------------------------------------------
+def is_bundle(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def open_bundle(path: str | Path, kind: str) -> Bundle:
+    """Read ``path/manifest.json``, check the kind and format version, and verify every listed
+    file's sha256; raises :class:`BundleError` naming the problem."""
+    path = Path(path)
+    if not is_bundle(path):
+        raise BundleError(f"{path} is not an export bundle (no {MANIFEST}); export one with "
+                          "`dialab export ckpt_path=... out=...` or pass a checkpoint (.ckpt)")
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    found = manifest.get("kind")
+    if found != kind:
+        use = f"; use {KINDS[found]}" if found in KINDS else ""
+        raise BundleError(f"{path} is a {found} bundle, not a {kind} bundle{use}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format_version {manifest.get('format_version')!r}; "
+                          f"this dialab reads version {FORMAT_VERSION}")
+    for entry in manifest["files"]:
+        file = path / entry["name"]
+        if not file.is_file():
+            raise BundleError(f"{path}: {entry['name']} is listed in {MANIFEST} but missing")
+        if sha256(file) != entry["sha256"]:
+            raise BundleError(f"{file} does not match its sha256 in {MANIFEST}: the bundle was "
+                              "edited or corrupted; export it again")
+    return Bundle(path, manifest)
+
+
+# ---- the DIET exporter ---------------------------------------------------------------------------
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning training checkpoint (a pickle: only exporting reads one, never loading)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def model_weights(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The ``model.`` sub-module's weights of a LightningModule checkpoint, prefix removed."""
+    return {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()
+            if k.startswith("model.")}
+
+
+def export_nlu_bundle(checkpoint_path: str | Path, out_dir: str | Path,
+                      metrics: Mapping[str, Any] | None = None) -> Path:
+    """A DIET training checkpoint (``DIETLitModule``) → an ``nlu`` bundle in ``out_dir``."""
+    return write_nlu_bundle(read_checkpoint(checkpoint_path), out_dir, metrics)
+
+
+def write_nlu_bundle(checkpoint: Mapping[str, Any], out_dir: str | Path,
+                     metrics: Mapping[str, Any] | None = None) -> Path:
+    from nlu_models.diet.labels import DIETLabels
+    from nlu_models.diet.model import DIETConfig, DIETModel
+    from nlu_models.inference import CHECKPOINT_FEATURIZERS_KEY
+
+    if CHECKPOINT_FEATURIZERS_KEY not in checkpoint:
+        raise ValueError("not a DIET checkpoint written by dialab's DIETLitModule "
+                         f"(no '{CHECKPOINT_FEATURIZERS_KEY}' entry)")
+    hparams = checkpoint["hyper_parameters"]
+    config = DIETConfig.from_dict(dict(hparams["config"]))   # validates the stored keys
+    files = {"config.json": config.to_dict(),
+             "labels.json": DIETLabels.from_dict(dict(hparams["labels"])).to_dict(),
+             "featurizers.json": checkpoint[CHECKPOINT_FEATURIZERS_KEY]}
+    return write_bundle(out_dir, "nlu", DIETModel.__name__, files, model_weights(checkpoint),
+                        metrics)
