@@ -1,5 +1,6 @@
-"""The ``dialab`` command line: ``dialab data validate|stats|convert`` and the experiment
-hand-offs ``dialab train|evaluate|cross-validate|export [hydra overrides ...]``."""
+"""The ``dialab`` command line: ``dialab data validate|stats|convert``, the experiment
+hand-offs ``dialab train|evaluate|cross-validate|export [hydra overrides ...]``, and the serving
+hand-offs ``dialab serve ...`` (``python -m serving``) and ``dialab shell``."""
 from __future__ import annotations
 
 import argparse
@@ -42,6 +43,22 @@ def _build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--to", choices=["rasa-yaml"], default="rasa-yaml")
     convert.set_defaults(run=_convert)
 
+    shell = commands.add_parser("shell", help="chat with a bot (nlu + policy bundles) in the "
+                                "terminal, like `rasa shell`")
+    shell.add_argument("--nlu", required=True, help="an nlu export bundle folder")
+    shell.add_argument("--policy", required=True, help="a policy export bundle folder")
+    shell.add_argument("--action-endpoint", help="the action server's webhook URL")
+    shell.add_argument("--tracker-store", default="memory://",
+                       help="where the conversation is kept (default memory://)")
+    shell.add_argument("--sender", default="shell", help="the conversation id")
+    shell.set_defaults(run=_shell)
+    from serving.__main__ import DESCRIPTION, build_parser as serving_parser  # argparse only
+
+    serve = commands.add_parser("serve", help="run the HTTP server (python -m serving)",
+                                description=DESCRIPTION,
+                                parents=[serving_parser(add_help=False)])
+    serve.set_defaults(run=_serve)
+
     for name, module, what in EXPERIMENTS:
         command = commands.add_parser(name, help=f"{what} (Hydra overrides, e.g. "
                                       "experiment=diet_snips seed=1)", add_help=False)
@@ -72,6 +89,18 @@ def _experiment(args) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     return subprocess.call([sys.executable, "-m", args.module, *args.overrides], env=env)
+
+
+def _shell(args) -> int:
+    from serving.shell import main as shell  # serving sits above dialogue_models: import late
+
+    return shell(args)
+
+
+def _serve(args) -> int:
+    from serving.__main__ import serve
+
+    return serve(args)
 
 
 def _validate(args) -> int:

@@ -1,0 +1,85 @@
+"""``python -m serving --nlu BUNDLE [--policy BUNDLE] [--port 5005] ...``: run the server with
+uvicorn (one process; run several against one SQL/Redis tracker store to scale out)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from serving.settings import ServerSettings, default_tracker_store_url
+
+__all__ = ["build_parser", "settings_from_args", "main", "serve"]
+
+
+DESCRIPTION = ("Serve dialab export bundles over Rasa's HTTP API (/model/parse, "
+               "/webhooks/rest/webhook, /conversations/..., /status, /health).")
+
+
+def build_parser(prog: str = "python -m serving", add_help: bool = True
+                 ) -> argparse.ArgumentParser:
+    """The server's flags (``dialab serve`` reuses them as a parent parser)."""
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, add_help=add_help)
+    parser.add_argument("--nlu", required=True, help="an nlu export bundle folder")
+    parser.add_argument("--policy", help="a policy export bundle folder (needed for "
+                        "conversations: the webhook and /conversations routes)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=5005, help="default 5005, as Rasa")
+    parser.add_argument("--auth-token", help="require ?token=... or 'Authorization: Bearer "
+                        "...' on every route but /health")
+    parser.add_argument("--tracker-store", default=None,
+                        help="sqlite:///file.db (default: dialab_trackers.db in the working "
+                        "directory), postgresql://..., redis://host:6379/0 or memory://")
+    parser.add_argument("--action-endpoint", help="the action server's webhook URL, e.g. "
+                        "http://localhost:5055/webhook")
+    parser.add_argument("--action-timeout", type=float, default=10.0,
+                        help="seconds to wait for the action server (default 10)")
+    parser.add_argument("--cors", nargs="*", default=[], metavar="ORIGIN",
+                        help="allow these origins ('*' for any); no CORS by default")
+    parser.add_argument("--max-request-bytes", type=int, default=1_000_000)
+    parser.add_argument("--max-text-chars", type=int, default=2_000)
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch intra-op threads (default 1: fastest per request for "
+                        "small models; 0 leaves torch's default)")
+    parser.add_argument("--log-level", default="info",
+                        choices=["critical", "error", "warning", "info", "debug"])
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    return ServerSettings(nlu=args.nlu, policy=args.policy, auth_token=args.auth_token,
+                          tracker_store=args.tracker_store or default_tracker_store_url(),
+                          action_endpoint=args.action_endpoint,
+                          action_timeout_s=args.action_timeout,
+                          max_request_bytes=args.max_request_bytes,
+                          max_text_chars=args.max_text_chars, cors_origins=list(args.cors),
+                          torch_threads=args.torch_threads or None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve(build_parser().parse_args(argv))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Load the bundles and run uvicorn until interrupted."""
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    try:
+        import uvicorn
+
+        from serving.app import create_app
+
+        app = create_app(settings_from_args(args))
+    except (OSError, ValueError, RuntimeError) as err:  # missing or broken bundle, bad URL
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    logging.getLogger("serving").info("loaded in %.2f s; listening on http://%s:%d",
+                                      time.perf_counter() - started, args.host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

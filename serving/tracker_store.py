@@ -1,0 +1,262 @@
+"""Where conversations live between requests: an append-only log of events per sender.
+
+Every store keeps a conversation as its list of events in Rasa's JSON (``event.to_dict()``) and
+:meth:`~EventLogStore.save` only *appends* the events a tracker gained since it was retrieved (or
+last saved). So several server processes sharing one store never overwrite each other: when two
+of them handle the same sender at once, both appends are kept, one after the other.
+
+- :class:`SQLTrackerStore` (SQLAlchemy): one row per event ``(sender_id, seq, type, timestamp,
+  data)`` with ``(sender_id, seq)`` as primary key. An append reads the next ``seq`` and inserts
+  in one transaction; if another process took those numbers first (a key conflict, or SQLite's
+  "database is locked"), it re-reads and retries. SQLite (the default, a file next to the
+  server, WAL mode) needs no setup; PostgreSQL or any other SQLAlchemy URL works too.
+- :class:`RedisTrackerStore`: one list per sender, ``RPUSH`` of JSON events (atomic appends).
+- :class:`InMemoryTrackerStore`: a dict, for tests and the shell.
+
+:func:`tracker_store_from_url` picks one by URL scheme: ``sqlite://``, ``postgresql://`` (or any
+other SQLAlchemy dialect), ``redis://`` / ``rediss://``, ``memory://``.
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+from dialogue_models.domain_slots import Slot
+from dialogue_models.events import event_from_dict
+from dialogue_models.tracker import Tracker
+
+__all__ = ["TrackerStore", "EventLogStore", "InMemoryTrackerStore", "SQLTrackerStore",
+           "RedisTrackerStore", "TrackerStoreError", "tracker_store_from_url"]
+
+
+class TrackerStoreError(RuntimeError):
+    """The store could not be reached, or an append kept conflicting."""
+
+
+class TrackerStore(Protocol):
+    """Load and save conversations by sender id."""
+
+    def retrieve(self, sender_id: str) -> Tracker | None: ...
+
+    def retrieve_or_create(self, sender_id: str) -> Tracker: ...
+
+    def save(self, tracker: Tracker) -> None: ...
+
+
+class EventLogStore:
+    """The append-only logic shared by the stores; subclasses read and append raw event dicts.
+
+    The store remembers, per tracker object it handed out (:meth:`retrieve`,
+    :meth:`retrieve_or_create`) or saved, how many of its events are stored; :meth:`save`
+    appends the rest. A tracker it never saw is taken to extend what is stored: its events
+    after the stored count are appended."""
+
+    def __init__(self, slots: Mapping[str, Slot] | None = None) -> None:
+        self.slots = dict(slots or {})  # declared slots of the domain (their initial values)
+        self._saved: weakref.WeakKeyDictionary[Tracker, int] = weakref.WeakKeyDictionary()
+
+    def retrieve(self, sender_id: str) -> Tracker | None:
+        stored = self._load(sender_id)
+        if not stored:
+            return None
+        tracker = Tracker(sender_id, self.slots, [event_from_dict(e) for e in stored])
+        self._saved[tracker] = len(tracker.events)
+        return tracker
+
+    def retrieve_or_create(self, sender_id: str) -> Tracker:
+        """The stored conversation, or a new empty tracker whose events are all new (so two
+        servers starting the same conversation at once both keep theirs)."""
+        tracker = self.retrieve(sender_id)
+        if tracker is None:
+            tracker = Tracker(sender_id, self.slots)
+            self._saved[tracker] = 0
+        return tracker
+
+    def save(self, tracker: Tracker) -> None:
+        start = self._saved.get(tracker)
+        if start is None:
+            start = min(self._count(tracker.sender_id), len(tracker.events))
+        new = [event.to_dict() for event in tracker.events[start:]]
+        if new:
+            self._append(tracker.sender_id, new)
+        self._saved[tracker] = len(tracker.events)
+
+    def keys(self) -> list[str]:
+        """The sender ids with a stored conversation."""
+        raise NotImplementedError
+
+    # ---- what a backend implements -------------------------------------------------------------
+    def _load(self, sender_id: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _count(self, sender_id: str) -> int:
+        return len(self._load(sender_id))
+
+    def _append(self, sender_id: str, events: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+
+class InMemoryTrackerStore(EventLogStore):
+    """Conversations in a dict (JSON strings, so a retrieved tracker shares nothing)."""
+
+    def __init__(self, slots: Mapping[str, Slot] | None = None) -> None:
+        super().__init__(slots)
+        self._events: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def keys(self) -> list[str]:
+        return list(self._events)
+
+    def _load(self, sender_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [json.loads(e) for e in self._events.get(sender_id, [])]
+
+    def _append(self, sender_id: str, events: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._events.setdefault(sender_id, []).extend(_dumps(e) for e in events)
+
+
+class SQLTrackerStore(EventLogStore):
+    """One row per event in table ``dialab_events`` of any SQLAlchemy database."""
+
+    def __init__(self, url: str, slots: Mapping[str, Slot] | None = None,
+                 max_retries: int = 20) -> None:
+        super().__init__(slots)
+        import sqlalchemy as sa
+
+        self._sa = sa
+        self.url, self.max_retries = url, max_retries
+        self.engine = _create_engine(url)
+        metadata = sa.MetaData()
+        self.table = sa.Table(
+            "dialab_events", metadata,
+            sa.Column("sender_id", sa.String(255), primary_key=True),
+            sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("type_name", sa.String(64), nullable=False),
+            sa.Column("timestamp", sa.Float),
+            sa.Column("data", sa.Text, nullable=False))
+        try:
+            metadata.create_all(self.engine)
+        except sa.exc.OperationalError as err:
+            raise TrackerStoreError(f"cannot open the tracker store {_safe_url(url)}: "
+                                    f"{err.orig}") from None
+
+    def keys(self) -> list[str]:
+        with self.engine.connect() as connection:
+            query = self._sa.select(self.table.c.sender_id).distinct()
+            return [row[0] for row in connection.execute(query)]
+
+    def _load(self, sender_id: str) -> list[dict[str, Any]]:
+        table = self.table
+        query = self._sa.select(table.c.data).where(table.c.sender_id == sender_id) \
+            .order_by(table.c.seq)
+        with self.engine.connect() as connection:
+            return [json.loads(row[0]) for row in connection.execute(query)]
+
+    def _count(self, sender_id: str) -> int:
+        with self.engine.connect() as connection:
+            return self._next_seq(connection, sender_id)
+
+    def _next_seq(self, connection: Any, sender_id: str) -> int:
+        table, sa = self.table, self._sa
+        query = sa.select(sa.func.max(table.c.seq)).where(table.c.sender_id == sender_id)
+        last = connection.execute(query).scalar()
+        return 0 if last is None else int(last) + 1
+
+    def _append(self, sender_id: str, events: list[dict[str, Any]]) -> None:
+        sa = self._sa
+        for attempt in range(self.max_retries):
+            try:
+                with self.engine.begin() as connection:
+                    start = self._next_seq(connection, sender_id)
+                    connection.execute(sa.insert(self.table), [
+                        {"sender_id": sender_id, "seq": start + i, "type_name": e["event"],
+                         "timestamp": e.get("timestamp"), "data": _dumps(e)}
+                        for i, e in enumerate(events)])
+                return
+            except (sa.exc.IntegrityError, sa.exc.OperationalError) as err:
+                if isinstance(err, sa.exc.OperationalError) and not _is_busy(err):
+                    raise TrackerStoreError(f"tracker store {_safe_url(self.url)}: "
+                                            f"{err.orig}") from None
+                time.sleep(random.uniform(0.0, 0.01 * (attempt + 1)))  # another writer won
+        raise TrackerStoreError(f"could not append {len(events)} events for '{sender_id}' after "
+                                f"{self.max_retries} conflicting attempts")
+
+
+class RedisTrackerStore(EventLogStore):
+    """One Redis list per sender (``<prefix><sender_id>``), appended with ``RPUSH``."""
+
+    def __init__(self, url: str, slots: Mapping[str, Slot] | None = None,
+                 key_prefix: str = "dialab:tracker:") -> None:
+        super().__init__(slots)
+        import redis
+
+        self.url, self.prefix = url, key_prefix
+        self.client = redis.Redis.from_url(url)
+
+    def keys(self) -> list[str]:
+        return [key.decode()[len(self.prefix):]
+                for key in self.client.scan_iter(match=f"{self.prefix}*")]
+
+    def _load(self, sender_id: str) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self.client.lrange(self.prefix + sender_id, 0, -1)]
+
+    def _count(self, sender_id: str) -> int:
+        return int(self.client.llen(self.prefix + sender_id))
+
+    def _append(self, sender_id: str, events: list[dict[str, Any]]) -> None:
+        self.client.rpush(self.prefix + sender_id, *[_dumps(e) for e in events])
+
+
+def tracker_store_from_url(url: str, slots: Mapping[str, Slot] | None = None) -> EventLogStore:
+    """A store for ``url``: ``memory://``, ``redis://``/``rediss://``, else SQLAlchemy."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "memory":
+        return InMemoryTrackerStore(slots)
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisTrackerStore(url, slots)
+    if "://" not in url:
+        raise ValueError(f"tracker store URL {url!r} has no scheme; use sqlite:///path.db, "
+                         "postgresql://user@host/db, redis://host:6379/0 or memory://")
+    return SQLTrackerStore(url, slots)
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+def _dumps(event: dict[str, Any]) -> str:
+    return json.dumps(event, ensure_ascii=False)
+
+
+def _create_engine(url: str) -> Any:
+    import sqlalchemy as sa
+
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    database = sa.engine.make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _wal(dbapi_connection, _record):  # readers never block the writer, nor the reverse
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    return engine
+
+
+def _is_busy(err: Exception) -> bool:
+    text = str(getattr(err, "orig", err)).lower()
+    return "locked" in text or "busy" in text or "deadlock" in text
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password."""
+    try:
+        import sqlalchemy as sa
+
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL: show its scheme only
+        return url.split("://", 1)[0] + "://..."

@@ -1,0 +1,158 @@
+"""Entry points: serving imports no Lightning/Hydra, `python -m serving` starts a real server,
+`dialab shell` chats over stdin; and the action client's response rendering."""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from dialogue_models.actions import ActionRejection, ActionRunner
+from dialogue_models.cli import main as dialab
+from dialogue_models.domain import read_domain
+from dialogue_models.events import ActionExecutionRejected, BotUttered, SlotSet
+from dialogue_models.tracker import Tracker
+from serving.action_client import ActionServerClient, ActionServerError, bot_uttered
+from tests.conftest import DEMO_BOT, REPO_ROOT
+from tests.serving.conftest import ActionServer
+
+DOMAIN = read_domain(DEMO_BOT / "domain.yml")
+ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+
+def test_serving_imports_neither_lightning_nor_hydra(bundles):
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from serving.app import create_app\n"
+        "from serving.settings import ServerSettings\n"
+        "import serving.__main__, serving.shell\n"
+        f"s = ServerSettings(nlu={str(bundles.nlu)!r}, policy={str(bundles.policy)!r}, "
+        "tracker_store='memory://')\n"
+        "c = TestClient(create_app(s))\n"
+        "assert c.post('/webhooks/rest/webhook', json={'message': '/greet'}).status_code == 200\n"
+        "print(sorted(m for m in ('lightning', 'pytorch_lightning', 'hydra', 'omegaconf')"
+        " if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=ENV, cwd=REPO_ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_python_m_serving_help():
+    result = subprocess.run([sys.executable, "-m", "serving", "--help"], capture_output=True,
+                            text=True, env=ENV, cwd=REPO_ROOT, timeout=60)
+    assert result.returncode == 0
+    for flag in ("--nlu", "--policy", "--host", "--port", "--auth-token", "--tracker-store",
+                 "--action-endpoint", "--cors"):
+        assert flag in result.stdout
+
+
+def test_python_m_serving_serves(bundles, tmp_path):
+    port = _free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--nlu", str(bundles.nlu), "--policy",
+         str(bundles.policy), "--port", str(port), "--auth-token", "t", "--log-level", "warning"],
+        env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.1)
+        ready = time.perf_counter() - started
+        answer = httpx.post(f"{url}/webhooks/rest/webhook?token=t",
+                            json={"sender": "p", "message": "/greet"}, timeout=30)
+        assert answer.status_code == 200 and answer.json()[0]["recipient_id"] == "p"
+        assert (tmp_path / "dialab_trackers.db").is_file()  # the default store, in the cwd
+        print(f"python -m serving answered /health {ready:.2f} s after the start")
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def test_dialab_serve_and_shell_parse(capsys):
+    with pytest.raises(SystemExit):
+        dialab(["serve", "--help"])
+    assert "--tracker-store" in capsys.readouterr().out
+
+
+def test_dialab_shell_chats_over_stdin(bundles, action_server, monkeypatch, capsys):
+    # "1" presses the intro's first button ("/order_pizza"); /quit ends the chat
+    monkeypatch.setattr(sys, "stdin", io.StringIO("/greet\n\n1\n/quit\n/greet\n"))
+    code = dialab(["shell", "--nlu", str(bundles.nlu), "--policy", str(bundles.policy),
+                   "--action-endpoint", action_server.url])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "1: Order a pizza (/order_pizza)" in out
+    assert any(f"bot: {t}" in out for t in DOMAIN.response_templates("utter_ask_size"))
+    assert out.rstrip().endswith("Bye.")
+    assert action_server.actions() == ["validate_pizza_order_form"]  # nothing after /quit
+
+
+def test_the_shell_survives_a_failing_action_server(bundles, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("/order_pizza\n/greet\n"))
+    dialab(["shell", "--nlu", str(bundles.nlu), "--policy", str(bundles.policy),
+            "--action-endpoint", "http://127.0.0.1:1/webhook"])
+    out = capsys.readouterr().out
+    assert "error: custom action 'validate_pizza_order_form' failed" in out
+    assert "bot: " in out  # the greeting after the error
+
+
+# ---- the action client -----------------------------------------------------------------------
+def test_responses_render_like_the_sdk_dispatcher():
+    tracker = Tracker("u", DOMAIN.slots, [SlotSet("size", "small"), SlotSet("crust", "thin"),
+                                          SlotSet("topping", ["ham"])])
+    confirm = bot_uttered({"response": "utter_confirm_order", "size": "large"}, tracker, DOMAIN)
+    assert confirm.text in ("One large ham pizza with thin crust coming up!",
+                            "Great choice: a large pizza with ham on a thin crust.")
+    with_buttons = bot_uttered({"response": "utter_ask_crust", "buttons": [
+        {"title": "Stuffed", "payload": "/x"}]}, tracker, DOMAIN)
+    assert [b["title"] for b in with_buttons.data["buttons"]] == ["Thin", "Classic", "Thick",
+                                                                  "Stuffed"]
+    assert bot_uttered({"response": "utter_missing"}, tracker, DOMAIN) is None
+    plain = bot_uttered({"text": "hi", "image": "http://x/p.png", "custom": {"a": 1}},
+                        tracker, DOMAIN)
+    assert plain == BotUttered("hi", {"image": "http://x/p.png", "custom": {"a": 1}})
+
+
+def test_action_server_answers_become_events_rejections_or_errors():
+    server = ActionServer(lambda body: {
+        "action_place_order": (200, {"events": [{"event": "slot", "name": "order_id",
+                                                 "value": "PZ1"}],
+                                     "responses": [{"text": "done"}]}),
+        "action_cancel_order": (400, {"action_name": "action_cancel_order", "error": "no"}),
+        "action_update_order": (500, {"error": "boom"}),
+        "action_get_weather": (200, {"events": [{"event": "dance"}]}),
+    }[body["next_action"]])
+    try:
+        client = ActionServerClient(server.url)
+        tracker = Tracker("u", DOMAIN.slots)
+        assert client("action_place_order", tracker, DOMAIN) == [BotUttered("done"),
+                                                                 SlotSet("order_id", "PZ1")]
+        with pytest.raises(ActionRejection):
+            client("action_cancel_order", tracker, DOMAIN)
+        runner = ActionRunner(DOMAIN, client)
+        assert runner.run("action_cancel_order", tracker) == \
+            [ActionExecutionRejected("action_cancel_order")]
+        with pytest.raises(ActionServerError, match="answered 500"):
+            client("action_update_order", tracker, DOMAIN)
+        with pytest.raises(ActionServerError, match="bad event.*dance"):
+            client("action_get_weather", tracker, DOMAIN)
+    finally:
+        server.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
