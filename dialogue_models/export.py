@@ -26,9 +26,11 @@ DOMAIN_FILE = "domain.yml"
 
 
 def export_bundle(checkpoint_path: str | Path, out_dir: str | Path,
-                  metrics: Mapping[str, Any] | None = None) -> Path:
+                  metrics: Mapping[str, Any] | None = None, onnx: bool = False,
+                  int8: bool = False) -> Path:
     """Any dialab checkpoint → its bundle: DIET checkpoints carry ``dialab_featurizers``, TED
-    ones ``hyper_parameters.featurizer``."""
+    ones ``hyper_parameters.featurizer``. ``onnx`` / ``int8`` add DIET's ONNX graph (see
+    :func:`nlu_models.export.export_nlu_bundle`); policy bundles have none."""
     from nlu_models.inference import CHECKPOINT_FEATURIZERS_KEY
 
     checkpoint = read_checkpoint(checkpoint_path)
@@ -36,7 +38,7 @@ def export_bundle(checkpoint_path: str | Path, out_dir: str | Path,
         raise ValueError(f"{checkpoint_path} is not a training checkpoint (a "
                          f"{type(checkpoint).__name__}, not a dict)")
     if CHECKPOINT_FEATURIZERS_KEY in checkpoint:
-        return write_nlu_bundle(checkpoint, out_dir, metrics)
+        return write_nlu_bundle(checkpoint, out_dir, metrics, onnx=onnx, int8=int8 and onnx)
     if (checkpoint.get("hyper_parameters") or {}).get("featurizer"):
         return write_policy_bundle(checkpoint, out_dir, metrics)
     raise ValueError(f"{checkpoint_path} is neither a DIET checkpoint (no "

@@ -6,6 +6,10 @@ bundle (see :mod:`nlu_models.export`); load them with ``NLUInterpreter.load(out)
 
 With ``metrics=auto`` the manifest records the training run's ``reports/summary.json`` when the
 checkpoint sits in a run folder (``<run>/checkpoints/*.ckpt`` beside ``<run>/reports/``).
+
+``onnx=true`` (default) adds DIET's inference graph as ``model.onnx`` for the torch-free
+onnxruntime path, ``int8=true`` (default) also its dynamic-int8 ``model.int8.onnx``; policy
+bundles ignore both.
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from dialogue_models.export import export_bundle
 def export(cfg: DictConfig) -> Path:
     """Write the bundle, print its path and files, and return the path."""
     checkpoint = Path(cfg.ckpt_path)
-    bundle = export_bundle(checkpoint, cfg.out, run_metrics(checkpoint, cfg.get("metrics")))
+    bundle = export_bundle(checkpoint, cfg.out, run_metrics(checkpoint, cfg.get("metrics")),
+                           onnx=bool(cfg.get("onnx", False)), int8=bool(cfg.get("int8", False)))
     manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
     print(f"{manifest['kind']} bundle ({manifest['model_class']}) written to {bundle}")
     for entry in manifest["files"]:

@@ -10,13 +10,20 @@ bundle/
   policies.json      policy only: the rule/memoization policies (PolicyEnsemble.to_dict())
   model.safetensors  the model's weights only
   domain.yml         policy only, when the checkpoint carries its domain
+  model.onnx         nlu, optional (``onnx=True``): DIET's inference graph for onnxruntime
+  model.int8.onnx    nlu, optional (``int8=True``): its dynamic-int8 quantization
+  onnx.json          nlu, with model.onnx: graph inputs/outputs, CRF transitions
 ```
 
 This module holds the format (:func:`write_bundle`, :func:`open_bundle`, which checks every
 file's sha256 against the manifest) and the DIET exporter (:func:`export_nlu_bundle`); the
 policy exporter and the checkpoint-sniffing :func:`~dialogue_models.export.export_bundle` live
 in :mod:`dialogue_models.export`. Loading is ``NLUInterpreter.load(bundle)`` /
-``DialoguePolicy.load(bundle)``.
+``DialoguePolicy.load(bundle)``, or for the torch-free ONNX path
+:func:`nlu_models.onnx_runtime.load_interpreter`.
+
+Reading a bundle (:func:`open_bundle`) imports no torch: torch and safetensors are imported
+where weights are written or read, so the ONNX path stays torch-free.
 """
 from __future__ import annotations
 
@@ -26,10 +33,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import torch
-from safetensors.torch import load_file, save_file
+if TYPE_CHECKING:
+    import torch
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -58,6 +65,8 @@ class Bundle:
         return (self.path / name).read_text(encoding="utf-8")
 
     def weights(self, device: str = "cpu") -> dict[str, torch.Tensor]:
+        from safetensors.torch import load_file
+
         return load_file(self.path / WEIGHTS, device=device)
 
 
@@ -65,16 +74,22 @@ class Bundle:
 def write_bundle(out_dir: str | Path, kind: str, model_class: str, files: Mapping[str, Any],
                  weights: Mapping[str, torch.Tensor], metrics: Mapping[str, Any] | None = None
                  ) -> Path:
-    """Write ``files`` (name → JSON data, or ``str`` for text files), the weights as
-    safetensors, and a manifest listing every file with its sha256."""
+    """Write ``files`` (name → JSON data, ``str`` for text files, ``bytes`` for binary ones),
+    the weights as safetensors, and a manifest listing every file with its sha256."""
+    import torch
+    from safetensors.torch import save_file
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _remove_old_bundle(out)
     names = []
     for name, data in files.items():
+        names.append(name)
+        if isinstance(data, bytes):
+            (out / name).write_bytes(data)
+            continue
         text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, indent=1)
         (out / name).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        names.append(name)
     tensors = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
                for k, v in weights.items()}  # clone: safetensors refuses shared storage
     save_file(tensors, out / WEIGHTS, metadata={"format": "pt"})
@@ -151,6 +166,8 @@ def open_bundle(path: str | Path, kind: str) -> Bundle:
 # ---- the DIET exporter ---------------------------------------------------------------------------
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A Lightning training checkpoint (a pickle: only exporting reads one, never loading)."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -164,13 +181,20 @@ def model_weights(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def export_nlu_bundle(checkpoint_path: str | Path, out_dir: str | Path,
-                      metrics: Mapping[str, Any] | None = None) -> Path:
-    """A DIET training checkpoint (``DIETLitModule``) → an ``nlu`` bundle in ``out_dir``."""
-    return write_nlu_bundle(read_checkpoint(checkpoint_path), out_dir, metrics)
+                      metrics: Mapping[str, Any] | None = None, onnx: bool = False,
+                      int8: bool = False) -> Path:
+    """A DIET training checkpoint (``DIETLitModule``) → an ``nlu`` bundle in ``out_dir``.
+
+    ``onnx`` adds ``model.onnx`` + ``onnx.json`` (see :mod:`nlu_models.onnx_export`), ``int8``
+    (needs ``onnx``) also ``model.int8.onnx``. A DIET that cannot be exported (one that
+    fine-tunes its encoder) gets a warning and a bundle without them."""
+    return write_nlu_bundle(read_checkpoint(checkpoint_path), out_dir, metrics, onnx=onnx,
+                            int8=int8)
 
 
 def write_nlu_bundle(checkpoint: Mapping[str, Any], out_dir: str | Path,
-                     metrics: Mapping[str, Any] | None = None) -> Path:
+                     metrics: Mapping[str, Any] | None = None, onnx: bool = False,
+                     int8: bool = False) -> Path:
     from nlu_models.diet.labels import DIETLabels
     from nlu_models.diet.model import DIETConfig, DIETModel
     from nlu_models.inference import CHECKPOINT_FEATURIZERS_KEY
@@ -183,5 +207,13 @@ def write_nlu_bundle(checkpoint: Mapping[str, Any], out_dir: str | Path,
     files = {"config.json": config.to_dict(),
              "labels.json": DIETLabels.from_dict(dict(hparams["labels"])).to_dict(),
              "featurizers.json": checkpoint[CHECKPOINT_FEATURIZERS_KEY]}
-    return write_bundle(out_dir, "nlu", DIETModel.__name__, files, model_weights(checkpoint),
-                        metrics)
+    weights = model_weights(checkpoint)
+    if int8 and not onnx:
+        raise ValueError("int8=True quantizes the ONNX graph: it needs onnx=True")
+    if onnx:
+        from nlu_models.onnx_export import onnx_bundle_files
+
+        model = DIETModel(config)
+        model.load_state_dict(weights)
+        files.update(onnx_bundle_files(model, int8=int8))
+    return write_bundle(out_dir, "nlu", DIETModel.__name__, files, weights, metrics)

@@ -7,6 +7,11 @@ nlu.parse("two large margheritas to Berlin")
 # {"text": ..., "intent": {"name": "order_pizza", "confidence": 0.97},
 #  "intent_ranking": [...], "entities": [{"entity": "size", "start": 4, ...}]}
 ```
+
+A bundle exported with ``onnx=True`` also runs without torch:
+:class:`~nlu_models.onnx_runtime.OnnxNLUInterpreter` gives the same results, and
+``load_interpreter(path, backend="auto" | "torch" | "onnx" | "onnx-int8")`` picks one
+(import it from :mod:`nlu_models.onnx_runtime` to keep torch out of the process).
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from nlu_models.diet.labels import DIETLabels
 from nlu_models.diet.model import DIETConfig, DIETModel, rank_intents
 from nlu_models.export import open_bundle
 from nlu_models.featurize import FeaturizerPipeline
+from nlu_models.onnx_runtime import load_interpreter  # noqa: F401  (re-exported)
 
 CHECKPOINT_FEATURIZERS_KEY = "dialab_featurizers"
 
