@@ -42,6 +42,10 @@ def build_parser(prog: str = "python -m serving", add_help: bool = True
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch intra-op threads (default 1: fastest per request for "
                         "small models; 0 leaves torch's default)")
+    parser.add_argument("--nlu-backend", default="auto",
+                        choices=["auto", "torch", "onnx", "onnx-int8"],
+                        help="auto (default): the NLU bundle's ONNX graph on onnxruntime when "
+                        "it has one, else torch")
     parser.add_argument("--log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug"])
     return parser
@@ -54,7 +58,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
                           action_timeout_s=args.action_timeout,
                           max_request_bytes=args.max_request_bytes,
                           max_text_chars=args.max_text_chars, cors_origins=list(args.cors),
-                          torch_threads=args.torch_threads or None)
+                          torch_threads=args.torch_threads or None,
+                          nlu_backend=args.nlu_backend)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,19 +12,21 @@ import contextlib
 import threading
 import zlib
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from dialogue_models.actions import ActionRunner, CustomAction
 from dialogue_models.domain import Domain
 from dialogue_models.events import (ACTION_EXTRACT_SLOTS, ACTION_LISTEN, DEFAULT_ACTIONS,
                                     ActionExecuted, ActionExecutionRejected, BotUttered,
                                     Restarted, UserUttered)
-from dialogue_models.inference import DialoguePolicy
 from dialogue_models.processor import MessageProcessor
 from dialogue_models.tracker import Tracker
-from nlu_models.inference import NLUInterpreter
 from serving.intent_shortcut import parse_intent_shortcut
 from serving.tracker_store import EventLogStore, InMemoryTrackerStore, tracker_store_from_url
+
+if TYPE_CHECKING:  # torch-backed types; an NLU-only server on ONNX never imports torch
+    from dialogue_models.inference import DialoguePolicy
+    from nlu_models.inference import NLUInterpreter
 
 __all__ = ["Agent", "NoPolicyError", "UnknownNameError", "channel_messages", "tracker_json",
            "EVENT_VERBOSITY"]
@@ -69,21 +71,31 @@ class Agent:
     def load(cls, nlu: str | Path, policy: str | Path | None = None,
              tracker_store: str = "memory://", action_endpoint: str | None = None,
              action_timeout_s: float = 10.0, max_actions: int = 10,
-             torch_threads: int | None = 1) -> "Agent":
-        """From bundle folders and a tracker store URL. ``torch_threads`` sets torch's
+             torch_threads: int | None = 1, nlu_backend: str = "auto") -> "Agent":
+        """From bundle folders and a tracker store URL. ``nlu_backend``: ``auto`` runs the NLU
+        bundle's ONNX graph when it has one (no torch for NLU), else torch; or ``torch``,
+        ``onnx``, ``onnx-int8``. ``torch_threads`` sets torch's
         intra-op threads for the whole process (None: leave them): one thread per request is
         much faster for these small models than several threads fighting over the cores (on 2
         loaded cores: 4 ms instead of 16-300 ms per parse); scale with processes instead."""
         from serving.action_client import ActionServerClient
 
-        if torch_threads:
+        from nlu_models.onnx_runtime import has_onnx, load_interpreter
+
+        uses_torch = policy is not None or nlu_backend == "torch" or (
+            nlu_backend == "auto" and not has_onnx(nlu))
+        if torch_threads and uses_torch:
             import torch
 
             torch.set_num_threads(torch_threads)
-
+        options = {} if nlu_backend == "torch" or (nlu_backend == "auto" and not has_onnx(nlu)) \
+            else {"num_threads": torch_threads or None}
         client = ActionServerClient(action_endpoint, action_timeout_s) if action_endpoint \
             else None
-        return cls(NLUInterpreter.load(nlu), DialoguePolicy.load(policy) if policy else None,
+        if policy is not None:
+            from dialogue_models.inference import DialoguePolicy
+        return cls(load_interpreter(nlu, nlu_backend, **options),
+                   DialoguePolicy.load(policy) if policy else None,
                    tracker_store_from_url(tracker_store), client, max_actions)
 
     # ---- NLU -----------------------------------------------------------------------------------

@@ -93,7 +93,8 @@ def create_app(settings: ServerSettings, agent: Agent | None = None) -> FastAPI:
     if agent is None:
         agent = Agent.load(settings.nlu, settings.policy, settings.tracker_store,
                            settings.action_endpoint, settings.action_timeout_s,
-                           settings.max_actions, settings.torch_threads)
+                           settings.max_actions, settings.torch_threads,
+                           settings.nlu_backend)
     app = FastAPI(title="dialab server", version=dialab_version(),
                   description="Rasa-compatible HTTP API over dialab export bundles")
     app.state.agent, app.state.settings = agent, settings

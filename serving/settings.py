@@ -48,6 +48,7 @@ class ServerSettings:
     cors_origins: list[str] = field(default_factory=list)
     max_actions: int = 10
     torch_threads: int | None = 1
+    nlu_backend: str = "auto"  # auto (ONNX when the bundle has it) | torch | onnx | onnx-int8
 
     def __post_init__(self) -> None:
         if self.max_request_bytes < 1 or self.max_text_chars < 1:

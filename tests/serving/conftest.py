@@ -32,7 +32,9 @@ def bundles(tmp_path_factory) -> Bundles:
                             ("policy", ["experiment=ted_tiny", "evaluate=false"])):
         out = tmp_path_factory.mktemp(kind)
         train(compose_config("train", overrides, out))
-        paths[kind] = export_bundle(out / "checkpoints" / "last.ckpt", out / "bundle")
+        # the NLU bundle carries its ONNX graph, so the server runs its default (onnxruntime) path
+        paths[kind] = export_bundle(out / "checkpoints" / "last.ckpt", out / "bundle",
+                                    onnx=kind == "nlu")
     return Bundles(paths["nlu"], paths["policy"])
 
 

@@ -156,3 +156,20 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_an_nlu_only_server_on_the_onnx_bundle_never_imports_torch(bundles):
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from serving.app import create_app\n"
+        "from serving.settings import ServerSettings\n"
+        f"s = ServerSettings(nlu={str(bundles.nlu)!r}, tracker_store='memory://')\n"
+        "c = TestClient(create_app(s))\n"
+        "r = c.post('/model/parse', json={'text': 'hello there'})\n"
+        "assert r.status_code == 200 and r.json()['intent']['name'], r.text\n"
+        "print('torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=ENV, cwd=REPO_ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
