@@ -27,11 +27,13 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # validate the demo bot, train DIET on it (Rasa defaults) and print the report summary, then
-# train the dialogue policies (rules + memoization + TED) and print the story report
+# train the dialogue policies (rules + memoization + TED) and print the story report; finally
+# export both, serve them with the demo bot's action server and print a scripted conversation
 demo: $(STAMP)
 	$(VENV)/bin/dialab data validate data/demo_bot
 	$(PY) -m experiments.train experiment=diet_demo
 	$(PY) -m experiments.train experiment=ted_demo
+	$(PY) -m experiments.demo_conversation
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
