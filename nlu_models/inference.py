@@ -104,21 +104,11 @@ class NLUInterpreter:
         tags = {h: t.cpu().tolist() for h, t in prediction.tags.items()}
         confs = {h: c.float().cpu().tolist() for h, c in prediction.tag_confidences.items()}
         for b, example in enumerate(chunk):
-            text, tokens = example.message.text, example.features.tokens
-            result: dict[str, Any] = {"text": text, "intent": None, "intent_ranking": []}
-            if ranked is not None:
-                result["intent"], result["intent_ranking"] = self._intent(ranked[b])
-            result["entities"] = self.labels.decode_entities(
-                text, tokens, {h: t[b] for h, t in tags.items()},
-                {h: c[b] for h, c in confs.items()})
-            out.append(result)
+            out.append(self.labels.parse_result(
+                example.message.text, example.features.tokens,
+                None if ranked is None else ranked[b].tolist(),
+                {h: t[b] for h, t in tags.items()}, {h: c[b] for h, c in confs.items()}))
         return out
-
-    def _intent(self, confidences: torch.Tensor) -> tuple[dict, list[dict]]:
-        order = torch.argsort(confidences, descending=True).tolist()
-        ranking = [{"name": self.labels.intents[i], "confidence": float(confidences[i])}
-                   for i in order if confidences[i] > 0]
-        return ranking[0], ranking
 
 
 def _to_device(inputs, device):

@@ -132,21 +132,10 @@ class OnnxNLUInterpreter:
         confs = {h: raw[f"{h}_confidences"].tolist() for h in heads}
         out = []
         for b, (message, feats) in enumerate(zip(messages, features)):
-            text, tokens = message.text, feats.tokens
-            result: dict[str, Any] = {"text": text, "intent": None, "intent_ranking": []}
-            if ranked is not None:
-                result["intent"], result["intent_ranking"] = self._intent(ranked[b])
-            result["entities"] = self.labels.decode_entities(
-                text, tokens, {h: t[b] for h, t in tags.items()},
-                {h: c[b] for h, c in confs.items()})
-            out.append(result)
+            out.append(self.labels.parse_result(
+                message.text, feats.tokens, None if ranked is None else ranked[b].tolist(),
+                {h: t[b] for h, t in tags.items()}, {h: c[b] for h, c in confs.items()}))
         return out
-
-    def _intent(self, confidences: np.ndarray) -> tuple[dict, list[dict]]:
-        order = np.argsort(-confidences, kind="stable").tolist()
-        ranking = [{"name": self.labels.intents[i], "confidence": float(confidences[i])}
-                   for i in order if confidences[i] > 0]
-        return ranking[0], ranking
 
 
 # ---- batching ----------------------------------------------------------------------------------

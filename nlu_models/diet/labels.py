@@ -78,6 +78,21 @@ class DIETLabels:
         return [index.get(t, 0) for t in self.tag_strings(message, tokens, head)]
 
     # ---- decoding --------------------------------------------------------------------------
+    def parse_result(self, text: str, tokens: Sequence[Token],
+                     intent_confidences: Sequence[float] | None,
+                     tags: dict[str, list[int]], confidences: dict[str, list[float]]
+                     ) -> dict[str, Any]:
+        """Rasa's parse dict for one message from the model's outputs (as plain lists):
+        ``intent`` and ``intent_ranking`` (highest first, zeros dropped) and ``entities``."""
+        result: dict[str, Any] = {"text": text, "intent": None, "intent_ranking": []}
+        if intent_confidences is not None:
+            order = sorted(range(len(intent_confidences)), key=lambda i: -intent_confidences[i])
+            ranking = [{"name": self.intents[i], "confidence": float(intent_confidences[i])}
+                       for i in order if intent_confidences[i] > 0]
+            result["intent"], result["intent_ranking"] = ranking[0], ranking
+        result["entities"] = self.decode_entities(text, tokens, tags, confidences)
+        return result
+
     def decode_entities(self, text: str, tokens: Sequence[Token],
                         tag_ids: dict[str, Sequence[int]],
                         confidences: dict[str, Sequence[float]]) -> list[dict[str, Any]]:
