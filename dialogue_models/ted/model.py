@@ -189,12 +189,7 @@ class TEDModel(nn.Module):
         c = self.config
         if c.label_loss == "softmax":
             return SoftmaxLabelLoss()
-        return DotProductLoss(c.number_of_negative_examples, c.loss_type, c.similarity_type,
-                              c.constrain_similarities, scale_loss=c.scale_loss,
-                              max_pos_sim=c.maximum_positive_similarity,
-                              max_neg_sim=c.maximum_negative_similarity,
-                              use_max_neg_sim=c.use_maximum_negative_similarity,
-                              neg_margin_scale=c.negative_margin_scale)
+        return DotProductLoss.from_config(c)
 
     # ---- dialogue side --------------------------------------------------------------------------
     def encode_turns(self, x: TEDInputs) -> Tensor:

@@ -227,13 +227,7 @@ class DIETModel(nn.Module):
             self.embed_lm_mask = nn.Linear(hidden, c.embedding_dimension)
             self.embed_golden_token = nn.Linear(self.text_ffnn.out_features,
                                                 c.embedding_dimension)
-            self.mask_loss = DotProductLoss(
-                c.number_of_negative_examples, c.loss_type, c.similarity_type,
-                c.constrain_similarities, scale_loss=False,
-                max_pos_sim=c.maximum_positive_similarity,
-                max_neg_sim=c.maximum_negative_similarity,
-                use_max_neg_sim=c.use_maximum_negative_similarity,
-                neg_margin_scale=c.negative_margin_scale)
+            self.mask_loss = DotProductLoss.from_config(c, scale_loss=False)
             # frozen random projection that gives identical tokens identical ids
             self.register_buffer("token_id_projection",
                                  torch.randn(self.text_ffnn.out_features, 2), persistent=False)
@@ -242,11 +236,7 @@ class DIETModel(nn.Module):
         c = self.config
         if c.intent_loss == "softmax":
             return SoftmaxLabelLoss()
-        return DotProductLoss(c.number_of_negative_examples, c.loss_type, c.similarity_type,
-                              c.constrain_similarities, scale_loss=scale_loss,
-                              max_pos_sim=c.maximum_positive_similarity, max_neg_sim=max_neg_sim,
-                              use_max_neg_sim=c.use_maximum_negative_similarity,
-                              neg_margin_scale=c.negative_margin_scale)
+        return DotProductLoss.from_config(c, scale_loss=scale_loss, max_neg_sim=max_neg_sim)
 
     @property
     def active_heads(self) -> list[str]:

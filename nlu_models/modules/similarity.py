@@ -7,6 +7,8 @@ Ids may also be vectors (``(B, F)`` / ``(L, F)``, e.g. MLM token ids): equal mea
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -58,6 +60,20 @@ class DotProductLoss(nn.Module):
         self.constrain_similarities, self.scale_loss = constrain_similarities, scale_loss
         self.max_pos_sim, self.max_neg_sim = max_pos_sim, max_neg_sim
         self.use_max_neg_sim, self.neg_margin_scale = use_max_neg_sim, neg_margin_scale
+
+    @classmethod
+    def from_config(cls, config: Any, **overrides: Any) -> "DotProductLoss":
+        """From a model config with Rasa's key names (``DIETConfig``, ``TEDConfig``);
+        ``overrides`` replace single arguments (e.g. DIET's unscaled masked-LM loss)."""
+        arguments = {"num_negatives": config.number_of_negative_examples,
+                     "loss_type": config.loss_type, "similarity_type": config.similarity_type,
+                     "constrain_similarities": config.constrain_similarities,
+                     "scale_loss": config.scale_loss,
+                     "max_pos_sim": config.maximum_positive_similarity,
+                     "max_neg_sim": config.maximum_negative_similarity,
+                     "use_max_neg_sim": config.use_maximum_negative_similarity,
+                     "neg_margin_scale": config.negative_margin_scale}
+        return cls(**{**arguments, **overrides})
 
     def similarity(self, a: Tensor, b: Tensor) -> Tensor:
         """Similarity along the last axis, broadcasting the others: ``(..., E) → (...)``."""
