@@ -49,3 +49,12 @@ def timed_command(command: list[str], log_file: Path, cwd: Path,
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     return {"wall_seconds": round(wall, 1),
             "peak_rss_mb": round(int(peak.group(1)) / 1024, 1) if peak else None}
+
+
+def ratios(rasa: dict[str, Any], dialab: dict[str, Any], epoch_key: str) -> dict[str, Any]:
+    """Rasa's measurement over dialab's: whole training command, one epoch (``epoch_key``; None
+    when Rasa's log gave no epoch time), peak memory."""
+    return {"train_wall": round(rasa["wall_seconds"] / dialab["wall_seconds"], 1),
+            "epoch_time": (round(rasa[epoch_key] / dialab[epoch_key], 1)
+                           if rasa.get(epoch_key) else None),
+            "peak_memory": round(rasa["peak_rss_mb"] / dialab["peak_rss_mb"], 1)}

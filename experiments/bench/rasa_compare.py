@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import REPO_ROOT
-from experiments.bench.common import machine_info, timed_command
+from experiments.bench.common import machine_info, ratios, timed_command
 from nlu_models.diet.datamodule import as_data
 from nlu_models.data.rasa_yaml import nlu_to_yaml
 from nlu_models.data.schema import NLUData
@@ -130,12 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                          *(argv or sys.argv[1:])]),
         "train_examples": len(train.examples), "test_examples": len(test.examples),
         "rasa": rasa, "dialab": dialab,
-        "ratios": {
-            "train_wall": round(rasa["wall_seconds"] / dialab["wall_seconds"], 1),
-            "epoch_time": (round(rasa["diet_epoch_seconds"] / dialab["diet_epoch_seconds"], 1)
-                           if rasa.get("diet_epoch_seconds") else None),
-            "peak_memory": round(rasa["peak_rss_mb"] / dialab["peak_rss_mb"], 1),
-        },
+        "ratios": ratios(rasa, dialab, "diet_epoch_seconds"),
     }
     out_file = args.out / f"rasa_compare_{args.dataset}_{args.epochs}ep.json"
     out_file.write_text(json.dumps(result, indent=2))

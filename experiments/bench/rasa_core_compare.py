@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from experiments import REPO_ROOT
-from experiments.bench.common import machine_info, timed_command
+from experiments.bench.common import machine_info, ratios, timed_command
 from experiments.bench.rasa_compare import RASA_VENV, _rasa_epoch_seconds
 
 BOTS = {"carbon": ("rasa_bots/carbon-bot", "test_stories"),
@@ -136,11 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                    *(argv if argv is not None else sys.argv[1:])]),
               "rasa": rasa, "dialab": dialab}
     if rasa:
-        result["ratios"] = {
-            "train_wall": round(rasa["wall_seconds"] / dialab["wall_seconds"], 1),
-            "ted_epoch_time": (round(rasa["ted_epoch_seconds"] / dialab["ted_epoch_seconds"], 1)
-                               if rasa.get("ted_epoch_seconds") else None),
-            "peak_memory": round(rasa["peak_rss_mb"] / dialab["peak_rss_mb"], 1)}
+        result["ratios"] = ratios(rasa, dialab, "ted_epoch_seconds")
     out_file = args.out / f"rasa_core_compare_{args.bot}_{args.epochs}ep.json"
     out_file.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
