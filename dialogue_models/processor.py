@@ -70,14 +70,19 @@ class MessageProcessor:
     def handle_message(self, tracker: Tracker, message: UserUttered) -> list[BotUttered]:
         """Log ``message``, run the bot's actions until it listens; the bot's messages."""
         start = len(tracker.events)
+        self.log_message(tracker, message)
+        self.predict_and_run(tracker)
+        return [e for e in tracker.events[start:] if isinstance(e, BotUttered)]
+
+    def log_message(self, tracker: Tracker, message: UserUttered) -> None:
+        """Append ``message`` without predicting (Rasa's ``log_message``): session start if
+        due, ``action_listen`` if the bot was not listening, the message, extracted slots."""
         self.start_session_if_needed(tracker)
         if tracker.latest_action_name != ACTION_LISTEN:
             tracker.update(ActionExecuted(ACTION_LISTEN))
         tracker.update(message)
         for event in self.runner.run(ACTION_EXTRACT_SLOTS, tracker):
             tracker.update(event)
-        self.predict_and_run(tracker)
-        return [e for e in tracker.events[start:] if isinstance(e, BotUttered)]
 
     def trigger_intent(self, tracker: Tracker, intent: str,
                        entities: Sequence[Mapping[str, Any]] | Mapping[str, Any] = (),

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from dialogue_models.actions import ActionRunner, CustomAction
 from dialogue_models.domain import Domain
-from dialogue_models.events import (ACTION_EXTRACT_SLOTS, ACTION_LISTEN, DEFAULT_ACTIONS,
-                                    ActionExecuted, ActionExecutionRejected, BotUttered,
-                                    Restarted, UserUttered)
+from dialogue_models.events import (DEFAULT_ACTIONS, ActionExecuted, ActionExecutionRejected,
+                                    BotUttered, Restarted, UserUttered)
 from dialogue_models.processor import MessageProcessor
 from dialogue_models.tracker import Tracker
 from serving.intent_shortcut import parse_intent_shortcut
@@ -147,12 +146,7 @@ class Agent:
         processor = self._require_processor()
         message = self.user_message(text, parse_data, input_channel)
         with self.conversation(sender_id) as tracker:
-            processor.start_session_if_needed(tracker)
-            if tracker.latest_action_name != ACTION_LISTEN:
-                tracker.update(ActionExecuted(ACTION_LISTEN))
-            tracker.update(message)
-            for event in processor.runner.run(ACTION_EXTRACT_SLOTS, tracker):
-                tracker.update(event)
+            processor.log_message(tracker, message)
         return tracker
 
     def predict(self, sender_id: str) -> tuple[Any, Tracker]:
