@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping, Sequence
 
 from dialogue_models.domain import Domain
@@ -103,12 +104,13 @@ class DialogueSpace:
                    intent_entities={i.name: _passed_entities(i, domain.entity_names)
                                     for i in domain.intents})
 
+    @cached_property
+    def _action_ids(self) -> dict[str, int]:
+        return {a: i for i, a in enumerate(self.actions)}
+
     def action_index(self, name: str) -> int:
         try:
             return self._action_ids[name]
-        except AttributeError:
-            self._action_ids = {a: i for i, a in enumerate(self.actions)}
-            return self.action_index(name)
         except KeyError:
             raise KeyError(f"action '{name}' is not in the domain (neither a response, an "
                            f"action, a form nor a default action)") from None

@@ -45,9 +45,8 @@ def evaluate_dialogue_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     from experiments.train_dialogue import evaluate_dialogue
 
     policy = DialoguePolicy.load(cfg.ckpt_path)
-    datamodule = build_datamodule(cfg.data, augmentation_factor=0, mode="max_history",
-                                  max_history=None)
-    bot = datamodule.prepare().bot
+    datamodule = build_datamodule(cfg.data)
+    bot = datamodule.load_bot()  # the domain and test stories; nothing is replayed or encoded
     stories = bot.test_stories.stories if cfg.eval_split == "test" else bot.stories.stories
     return evaluate_dialogue(policy, bot.domain, stories, Path(cfg.paths.output_dir), {
         "dataset": datamodule.name, "split": cfg.eval_split, "seed": cfg.seed,

@@ -62,19 +62,10 @@ class DialogueDataModule(L.LightningDataModule):
         """Load, replay and encode once (idempotent; ``setup`` calls it too)."""
         if self.featurizer is not None:
             return self
-        bot = self.source if isinstance(self.source, BotData) else load_bot(self.source)
-        if self.domain_source is not None:
-            bot.domain = read_domain(self.domain_source)
-        if self.test_source is not None:
-            test = load_bot(self.test_source)
-            bot.test_stories = test.stories.merge(test.test_stories)
-        if not bot.domain.intent_names and not bot.domain.actions:
-            log.warning("no domain.yml: the domain is read off the stories")
-            bot.domain = infer_domain(bot.stories, bot.test_stories)
+        bot = self.load_bot()
         if not bot.stories.stories:
             raise DataError("no training stories found: TED learns from stories (rules alone "
                             "train only the rule policy)", str(self.source))
-        self.bot = bot
         self.space = DialogueSpace.from_domain(bot.domain)
         self.featurizer = StateFeaturizer(self.space)
         self.trackers = generate_trackers(bot.stories, bot.domain,
@@ -90,6 +81,23 @@ class DialogueDataModule(L.LightningDataModule):
         log.info("%d trackers (%d augmented) → %d %s examples", len(self.trackers),
                  sum(t.is_augmented for t in self.trackers), len(self.examples), self.mode)
         return self
+
+    def load_bot(self) -> BotData:
+        """The bot with the configured domain and test stories (read once), without replaying
+        or encoding anything: what evaluation needs."""
+        if self.bot is not None:
+            return self.bot
+        bot = self.source if isinstance(self.source, BotData) else load_bot(self.source)
+        if self.domain_source is not None:
+            bot.domain = read_domain(self.domain_source)
+        if self.test_source is not None:
+            test = load_bot(self.test_source)
+            bot.test_stories = test.stories.merge(test.test_stories)
+        if not bot.domain.intent_names and not bot.domain.actions:
+            log.warning("no domain.yml: the domain is read off the stories")
+            bot.domain = infer_domain(bot.stories, bot.test_stories)
+        self.bot = bot
+        return bot
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare()
