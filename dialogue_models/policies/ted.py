@@ -63,9 +63,7 @@ class TEDPolicy(Policy):
         if self.mode == "max_history" and self.max_history is not None:
             states = states[-self.max_history:]
         features = self.featurizer.encode(states)
-        labels = torch.zeros(len(states), dtype=torch.long).numpy()
-        batch = collate([EncodedDialogue(features, labels)], self.mode)
-        batch.label_ids = None
+        batch = collate([EncodedDialogue(features)], self.mode)
         device = next(self.model.parameters()).device
         confidences = self.model.predict(batch.to(device)).confidences  # (1, L) or (1, D, L)
         last = confidences[0] if confidences.dim() == 2 else confidences[0, len(states) - 1]

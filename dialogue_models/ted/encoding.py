@@ -13,11 +13,13 @@ IGNORE_LABEL = -100
 
 
 class EncodedDialogue:
-    """One example as arrays: ``features[attr]`` ``(D, F)`` and ``label_ids`` ``(labels,)``."""
+    """One example as arrays: ``features[attr]`` ``(D, F)`` and ``label_ids`` ``(labels,)``
+    (None at inference)."""
 
     __slots__ = ("features", "label_ids")
 
-    def __init__(self, features: dict[str, np.ndarray], label_ids: np.ndarray) -> None:
+    def __init__(self, features: dict[str, np.ndarray], label_ids: np.ndarray | None = None
+                 ) -> None:
         self.features, self.label_ids = features, label_ids
 
 
@@ -31,9 +33,8 @@ def encode_examples(examples: Sequence[DialogueExample], featurizer: StateFeatur
 
 def collate(batch: Sequence[EncodedDialogue], mode: str) -> TEDInputs:
     """Left-aligned turns, zero padding; labels ``(B,)`` (max-history) or ``(B, D)`` with
-    -100 on padding (full-dialogue)."""
-    lengths = [len(e.label_ids) if mode == "full_dialogue" else
-               next(iter(e.features.values())).shape[0] for e in batch]
+    -100 on padding (full-dialogue), None when the examples carry none (inference)."""
+    lengths = [next(iter(e.features.values())).shape[0] for e in batch]
     width = max(lengths)
     features = {}
     for attribute in batch[0].features:
@@ -43,7 +44,9 @@ def collate(batch: Sequence[EncodedDialogue], mode: str) -> TEDInputs:
             padded[b, :lengths[b]] = example.features[attribute]
         features[attribute] = torch.from_numpy(padded)
     mask = torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]  # (B, D)
-    if mode == "full_dialogue":
+    if any(e.label_ids is None for e in batch):
+        labels = None
+    elif mode == "full_dialogue":
         labels = torch.full((len(batch), width), IGNORE_LABEL, dtype=torch.long)
         for b, example in enumerate(batch):
             labels[b, :lengths[b]] = torch.from_numpy(example.label_ids)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from dialogue_models.inference import DialoguePolicy
 from dialogue_models.project import load_bot
