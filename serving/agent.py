@@ -2,8 +2,9 @@
 dialogue policy, a tracker store and the action server client, and runs one request on one
 conversation: load the sender's tracker, change it, save the new events.
 
-Requests for the same sender are serialised (striped locks, in this process); across processes
-the tracker store's append-only saves keep every event. A request that fails (e.g. the action
+Requests for the same sender are serialised: striped locks in this process, then the tracker
+store's lock across processes (several servers on one store); its append-only saves keep every
+event even where a store has no lock. A request that fails (e.g. the action
 server is down) saves nothing, so the conversation stays as it was before it.
 """
 from __future__ import annotations
@@ -125,7 +126,8 @@ class Agent:
     @contextlib.contextmanager
     def conversation(self, sender_id: str) -> Iterator[Tracker]:
         """The sender's tracker, saved after the block unless it raised."""
-        with self._locks[zlib.crc32(sender_id.encode()) % _LOCK_STRIPES]:
+        with self._locks[zlib.crc32(sender_id.encode()) % _LOCK_STRIPES], \
+                self.tracker_store.lock(sender_id):
             tracker = self.tracker(sender_id)
             yield tracker
             self.tracker_store.save(tracker)

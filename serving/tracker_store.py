@@ -13,18 +13,28 @@ of them handle the same sender at once, both appends are kept, one after the oth
 - :class:`RedisTrackerStore`: one list per sender, ``RPUSH`` of JSON events (atomic appends).
 - :class:`InMemoryTrackerStore`: a dict, for tests and the shell.
 
+Appends alone keep every event, but two servers answering the same sender at once would each
+predict from a tracker without the other's message. So every store also has :meth:`lock`, held
+while one request runs on one conversation, across processes (Rasa's lock store): a PostgreSQL
+advisory lock, a lock file's byte range for SQLite (processes on one host), a Redis lock key.
+A server killed while holding one loses it with its connection or process (Redis: after
+``lock_ttl_s``), so no conversation stays locked.
+
 :func:`tracker_store_from_url` picks one by URL scheme: ``sqlite://``, ``postgresql://`` (or any
 other SQLAlchemy dialect), ``redis://`` / ``rediss://``, ``memory://``.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import random
 import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, ContextManager, Iterator, Mapping, Protocol
 
 from dialogue_models.domain_slots import Slot
 from dialogue_models.events import event_from_dict
@@ -47,6 +57,8 @@ class TrackerStore(Protocol):
 
     def save(self, tracker: Tracker) -> None: ...
 
+    def lock(self, sender_id: str) -> ContextManager[None]: ...
+
 
 class EventLogStore:
     """The append-only logic shared by the stores; subclasses read and append raw event dicts.
@@ -56,9 +68,16 @@ class EventLogStore:
     appends the rest. A tracker it never saw is taken to extend what is stored: its events
     after the stored count are appended."""
 
+    lock_timeout_s = 30.0  # waiting longer for a conversation's lock is an error
+
     def __init__(self, slots: Mapping[str, Slot] | None = None) -> None:
         self.slots = dict(slots or {})  # declared slots of the domain (their initial values)
         self._saved: weakref.WeakKeyDictionary[Tracker, int] = weakref.WeakKeyDictionary()
+
+    def lock(self, sender_id: str) -> ContextManager[None]:
+        """Hold the conversation against other processes (see the module doc); a store that
+        lives in one process needs none (the server serialises its own threads)."""
+        return contextlib.nullcontext()
 
     def retrieve(self, sender_id: str) -> Tracker | None:
         stored = self._load(sender_id)
@@ -145,6 +164,32 @@ class SQLTrackerStore(EventLogStore):
         except sa.exc.OperationalError as err:
             raise TrackerStoreError(f"cannot open the tracker store {_safe_url(url)}: "
                                     f"{err.orig}") from None
+        self._file_lock: _FileLock | None = None
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self._file_lock = _FileLock.for_path(Path(database + ".lock"))
+
+    def lock(self, sender_id: str) -> ContextManager[None]:
+        if self.engine.dialect.name == "postgresql":
+            return self._advisory_lock(sender_id)
+        if self._file_lock is not None:
+            return self._file_lock.hold(sender_id, self.lock_timeout_s)
+        return contextlib.nullcontext()  # another database: appends alone keep the events
+
+    @contextlib.contextmanager
+    def _advisory_lock(self, sender_id: str) -> Iterator[None]:
+        """A session-level PostgreSQL advisory lock on the sender's 64-bit hash, on a
+        connection of its own held for the block (it dies with a killed server)."""
+        key, text = _lock_key(sender_id), self._sa.text
+        with self.engine.connect() as connection:
+            _wait_for(lambda: connection.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                                 {"k": key}).scalar(),
+                      self.lock_timeout_s, sender_id)
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                connection.commit()
 
     def keys(self) -> list[str]:
         with self.engine.connect() as connection:
@@ -192,12 +237,28 @@ class RedisTrackerStore(EventLogStore):
     """One Redis list per sender (``<prefix><sender_id>``), appended with ``RPUSH``."""
 
     def __init__(self, url: str, slots: Mapping[str, Slot] | None = None,
-                 key_prefix: str = "dialab:tracker:") -> None:
+                 key_prefix: str = "dialab:tracker:", lock_ttl_s: float = 60.0) -> None:
         super().__init__(slots)
         import redis
 
-        self.url, self.prefix = url, key_prefix
+        self.url, self.prefix, self.lock_ttl_s = url, key_prefix, lock_ttl_s
         self.client = redis.Redis.from_url(url)
+
+    @contextlib.contextmanager
+    def lock(self, sender_id: str) -> Iterator[None]:
+        """redis-py's lock (``SET NX PX`` with a token; released only by its holder); it
+        expires after ``lock_ttl_s`` if the server holding it was killed."""
+        from redis.exceptions import LockError
+
+        lock = self.client.lock(f"dialab:lock:{sender_id}", timeout=self.lock_ttl_s,
+                                sleep=0.005, blocking_timeout=self.lock_timeout_s)
+        if not lock.acquire():
+            raise _locked(sender_id, self.lock_timeout_s)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(LockError):  # expired and maybe taken: not ours to free
+                lock.release()
 
     def keys(self) -> list[str]:
         return [key.decode()[len(self.prefix):]
@@ -227,6 +288,78 @@ def tracker_store_from_url(url: str, slots: Mapping[str, Slot] | None = None) ->
 
 
 # ---- helpers -------------------------------------------------------------------------------------
+class _FileLock:
+    """Per-conversation locks between the processes of one host: an exclusive POSIX record
+    lock on one byte (of 4096, by the sender's hash) of a lock file beside the database.
+
+    POSIX record locks belong to a process, not to a descriptor or thread, so one instance
+    serves every store of a process on that file (:meth:`for_path`), and a thread lock per byte
+    serialises the process's own threads first. The file stays open for the process's life:
+    closing any descriptor of it would drop all of the process's locks on it."""
+
+    STRIPES = 4096
+    _instances: dict[Path, "_FileLock"] = {}
+    _instances_lock = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._threads = [threading.Lock() for _ in range(self.STRIPES)]
+
+    @classmethod
+    def for_path(cls, path: Path) -> "_FileLock":
+        path = path.resolve()
+        with cls._instances_lock:
+            if path not in cls._instances:
+                cls._instances[path] = cls(path)
+            return cls._instances[path]
+
+    @contextlib.contextmanager
+    def hold(self, sender_id: str, timeout_s: float) -> Iterator[None]:
+        import fcntl
+
+        offset = _lock_key(sender_id) % self.STRIPES
+
+        def try_lock() -> bool:
+            try:
+                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+                return True
+            except OSError:  # another process holds it
+                return False
+
+        if not self._threads[offset].acquire(timeout=timeout_s):
+            raise _locked(sender_id, timeout_s)
+        try:
+            _wait_for(try_lock, timeout_s, sender_id)
+            try:
+                yield
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)
+        finally:
+            self._threads[offset].release()
+
+
+def _lock_key(sender_id: str) -> int:
+    """A stable signed 64-bit key for the sender (PostgreSQL's advisory lock key type)."""
+    return int.from_bytes(hashlib.blake2b(sender_id.encode(), digest_size=8).digest(), "big",
+                          signed=True)
+
+
+def _wait_for(try_acquire: Callable[[], Any], timeout_s: float, sender_id: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    delay = 0.001
+    while not try_acquire():
+        if time.monotonic() > deadline:
+            raise _locked(sender_id, timeout_s)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+def _locked(sender_id: str, timeout_s: float) -> TrackerStoreError:
+    return TrackerStoreError(f"conversation '{sender_id}' stayed locked by another server "
+                             f"for more than {timeout_s:g} s")
+
+
 def _dumps(event: dict[str, Any]) -> str:
     return json.dumps(event, ensure_ascii=False)
 
@@ -235,7 +368,8 @@ def _create_engine(url: str) -> Any:
     import sqlalchemy as sa
 
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(_with_installed_driver(sa.engine.make_url(url)),
+                                pool_pre_ping=True)
     database = sa.engine.make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -245,6 +379,18 @@ def _create_engine(url: str) -> Any:
     def _wal(dbapi_connection, _record):  # readers never block the writer, nor the reverse
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
     return engine
+
+
+def _with_installed_driver(url: Any) -> Any:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 (what dialab installs)
+    when psycopg2 is missing. ``postgres://`` (Heroku's spelling) is accepted too."""
+    if url.drivername not in ("postgresql", "postgres"):
+        return url
+    try:
+        import psycopg2  # noqa: F401
+        return url.set(drivername="postgresql")
+    except ImportError:
+        return url.set(drivername="postgresql+psycopg")
 
 
 def _is_busy(err: Exception) -> bool:

@@ -140,3 +140,50 @@ def make_client(bundles, models, tmp_path):
     yield make
     for client in made:
         client.close()
+
+
+# ---- real database servers (tests/services.py): started once, a clean database per test -------
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    import contextlib
+
+    from tests.services import postgres_server, start_or_skip
+
+    with contextlib.ExitStack() as stack:
+        yield start_or_skip(stack, postgres_server, "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url():
+    import contextlib
+
+    from tests.services import redis_server, start_or_skip
+
+    with contextlib.ExitStack() as stack:
+        yield start_or_skip(stack, redis_server, "Redis")
+
+
+@pytest.fixture
+def store_url(request, tmp_path):
+    """A tracker store URL of the kind the test is parametrised with (``indirect``): an empty
+    SQLite file, a new PostgreSQL database, or an emptied Redis database."""
+    kind = request.param
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'trackers.db'}"
+    if kind == "postgres":
+        import uuid
+
+        import psycopg
+
+        server = request.getfixturevalue("postgres_server_url")
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(f"CREATE DATABASE {name}")
+        return server.rsplit("/", 1)[0] + f"/{name}"
+    if kind == "redis":
+        import redis
+
+        server = request.getfixturevalue("redis_server_url")
+        redis.Redis.from_url(server).flushdb()
+        return server
+    raise ValueError(f"unknown store kind {kind!r}")

@@ -1,11 +1,13 @@
 """Tracker stores: append-only saves that lose no events when several servers share one store,
-conversations that survive a restart, and the store chosen by URL. Redis is tested only where a
-redis-server binary exists."""
+locks that serialise one conversation across processes, conversations that survive a restart,
+and the store chosen by URL. SQLite, PostgreSQL and Redis are real servers (tests/services.py:
+PostgreSQL and Redis are started on loopback, and skipped with a printed reason where they
+cannot start)."""
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
+import multiprocessing
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,10 +20,12 @@ from dialogue_models.tracker import Tracker
 from serving.app import create_app
 from serving.settings import ServerSettings, default_tracker_store_url
 from serving.tracker_store import (InMemoryTrackerStore, RedisTrackerStore, SQLTrackerStore,
-                                   tracker_store_from_url)
+                                   TrackerStoreError, tracker_store_from_url)
 from tests.conftest import DEMO_BOT
 
 SLOTS = read_domain(DEMO_BOT / "domain.yml").slots
+SHARED = ["sqlite", "postgres", "redis"]  # the stores several server processes can share
+shared_stores = pytest.mark.parametrize("store_url", SHARED, indirect=True)
 
 
 def events(n: int, start: int = 0) -> list:
@@ -68,17 +72,18 @@ def test_memory_store():
     check_store(InMemoryTrackerStore(SLOTS))
 
 
-def test_sql_store(tmp_path):
-    check_store(SQLTrackerStore(f"sqlite:///{tmp_path / 'a' / 'trackers.db'}", SLOTS))
-    rows = SQLTrackerStore(f"sqlite:///{tmp_path / 'a' / 'trackers.db'}")  # another process
-    assert len(rows.retrieve("s").events) == 11
+@shared_stores
+def test_shared_store(store_url):
+    check_store(tracker_store_from_url(store_url, SLOTS))
+    another_process = tracker_store_from_url(store_url)  # a new connection, no slots given
+    assert len(another_process.retrieve("s").events) == 11
 
 
-def test_sql_stores_writing_at_once_lose_no_events(tmp_path):
-    """Four stores (four engines, as four server processes would have) append to one
+@shared_stores
+def test_stores_writing_at_once_lose_no_events(store_url):
+    """Four stores (four connections, as four server processes would have) append to one
     conversation at the same time: retrieve, add a message, save; every message is kept."""
-    url = f"sqlite:///{tmp_path / 'trackers.db'}"
-    stores = [SQLTrackerStore(url, SLOTS) for _ in range(4)]
+    stores = [tracker_store_from_url(store_url, SLOTS) for _ in range(4)]
 
     def chat(index: int) -> None:
         for turn in range(10):
@@ -96,6 +101,82 @@ def test_sql_stores_writing_at_once_lose_no_events(tmp_path):
     # each reply follows its own message: appends are never interleaved
     for message, reply in zip(stored[::2], stored[1::2]):
         assert reply.text == f"reply {message.text}"
+
+
+def _locked_turns(store_url: str, worker: int, turns: int) -> None:
+    """One server process's work (run in a forked child): each turn reads the conversation
+    under its lock, waits a little and answers with how many messages it saw before its own."""
+    store = tracker_store_from_url(store_url, SLOTS)
+    for turn in range(turns):
+        with store.lock("shared"):
+            tracker = store.retrieve_or_create("shared")
+            seen = sum(isinstance(e, UserUttered) for e in tracker.events)
+            tracker.update(UserUttered(f"{worker}-{turn}"))
+            time.sleep(0.005)  # room for another process to read the same state
+            tracker.update(BotUttered(f"saw {seen}"))
+            store.save(tracker)
+
+
+@shared_stores
+def test_the_lock_serialises_a_conversation_across_processes(store_url):
+    """Three processes take turns on one conversation: under the store's lock each turn sees
+    every earlier turn (without it, two would read the same state and answer the same count)."""
+    fork = multiprocessing.get_context("fork")
+    workers = [fork.Process(target=_locked_turns, args=(store_url, i, 8)) for i in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    stored = tracker_store_from_url(store_url, SLOTS).retrieve("shared").events
+    assert len(stored) == 48
+    assert [e.text for e in stored[1::2]] == [f"saw {n}" for n in range(24)]
+
+
+def _hold_the_lock(store_url: str, held) -> None:
+    store = tracker_store_from_url(store_url, SLOTS)
+    if isinstance(store, RedisTrackerStore):
+        store.lock_ttl_s = 1.0  # a killed server's Redis lock expires
+    with store.lock("held"):
+        held.set()
+        time.sleep(120)
+
+
+@shared_stores
+def test_a_lock_waits_times_out_and_dies_with_its_server(store_url):
+    fork = multiprocessing.get_context("fork")
+    held = fork.Event()
+    holder = fork.Process(target=_hold_the_lock, args=(store_url, held))
+    holder.start()
+    try:
+        assert held.wait(30)
+        store = tracker_store_from_url(store_url, SLOTS)
+        store.lock_timeout_s = 0.3
+        with pytest.raises(TrackerStoreError, match="stayed locked by another server"):
+            with store.lock("held"):
+                pass
+        with store.lock("other"):  # other conversations are free
+            pass
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # the server holding it dies
+        holder.join(10)
+    store.lock_timeout_s = 10.0
+    started = time.monotonic()
+    with store.lock("held"):
+        assert time.monotonic() - started < 5
+
+
+def test_stores_in_one_process_share_a_sqlite_lock(tmp_path):
+    """Two stores (two apps) in one process on one SQLite file exclude each other too."""
+    url = f"sqlite:///{tmp_path / 'trackers.db'}"
+    first, second = SQLTrackerStore(url, SLOTS), SQLTrackerStore(url, SLOTS)
+    second.lock_timeout_s = 0.2
+    with first.lock("s"):
+        with pytest.raises(TrackerStoreError):
+            with second.lock("s"):
+                pass
+    with second.lock("s"):
+        pass
 
 
 def test_sql_store_retries_when_another_writer_took_the_seq(tmp_path):
@@ -120,28 +201,6 @@ def test_sql_store_retries_when_another_writer_took_the_seq(tmp_path):
     assert store.stale == 0  # the conflict happened, and the retry appended
     assert [e.to_dict() for e in SQLTrackerStore(url).retrieve("s").events] == \
         [e.to_dict() for e in tracker.events]
-
-
-def test_redis_store(tmp_path):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        print("skipping: no redis-server binary on this machine")
-        pytest.skip("no redis-server binary: RedisTrackerStore is not exercised here")
-    port = _free_port()
-    server = subprocess.Popen([binary, "--port", str(port), "--save", "", "--dir",
-                               str(tmp_path)], stdout=subprocess.DEVNULL)
-    try:
-        store = RedisTrackerStore(f"redis://127.0.0.1:{port}/0", SLOTS)
-        for _ in range(50):
-            try:
-                store.client.ping()
-                break
-            except Exception:
-                time.sleep(0.1)
-        check_store(store)
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def test_store_by_url(tmp_path):
@@ -170,8 +229,9 @@ def test_a_conversation_survives_a_restart(bundles, action_server, tmp_path):
         assert answer.json()[-1]["text"] in texts  # the form went on where it was
 
 
-def test_two_servers_on_one_database_lose_no_events(make_client):
-    one, two = make_client(), make_client()  # two apps, two stores, one SQLite file
+@shared_stores
+def test_two_servers_on_one_store_lose_no_events(make_client, store_url):
+    one, two = (make_client(tracker_store=store_url) for _ in range(2))  # two apps, one store
     sent = []
     for i, client in enumerate([one, two, one, two, two, one]):
         text = ["/greet", "/ask_menu", "/help", "/bot_challenge", "/thank", "/goodbye"][i]
@@ -193,10 +253,9 @@ def test_two_servers_on_one_database_lose_no_events(make_client):
     tracker = one.get("/conversations/race/tracker", params={"include_events": "ALL"}).json()
     users = [e for e in tracker["events"] if e["event"] == "user"]
     assert len(users) == 12
-    assert SQLTrackerStore(one.app.state.settings.tracker_store).keys().count("race") == 1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # the store's lock kept each request's events together: every message's turn ends with
+    # action_listen before the next message starts
+    names = [e["event"] if e["event"] != "action" else e["name"] for e in tracker["events"]]
+    turns = "|".join(names).split("|user|")[1:]
+    assert len(turns) == 12 and all(t.split("|")[-1] == "action_listen" for t in turns)
+    assert tracker_store_from_url(store_url).keys().count("race") == 1
