@@ -116,9 +116,11 @@ def latest_run(task_name: str, outputs: Path | None = None) -> Path:
     return runs[-1]
 
 
-def resolve_bundle(source: Path, out: Path, print_fn: Callable[[str], None] = print) -> Path:
+def resolve_bundle(source: Path, out: Path, print_fn: Callable[[str], None] = print,
+                   onnx: bool = False) -> Path:
     """An export bundle for ``source``: a bundle folder (``manifest.json``) as it is, a
-    checkpoint file or a run folder (``checkpoints/last.ckpt``) exported to ``out``."""
+    checkpoint file or a run folder (``checkpoints/last.ckpt``) exported to ``out`` (with
+    ``onnx``, a DIET bundle also gets its ONNX graphs, float and int8)."""
     source = Path(source)
     if (source / "manifest.json").is_file():
         return source
@@ -133,7 +135,7 @@ def resolve_bundle(source: Path, out: Path, print_fn: Callable[[str], None] = pr
     print_fn(f"exporting {checkpoint}")
     try:
         return export(OmegaConf.create({"ckpt_path": str(checkpoint), "out": str(out),
-                                        "metrics": "auto", "onnx": False, "int8": False}))
+                                        "metrics": "auto", "onnx": onnx, "int8": onnx}))
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise DemoError(f"could not export {checkpoint}: {type(err).__name__}: {err}") from err
 
@@ -146,15 +148,17 @@ def free_port() -> int:
 
 
 class Service:
-    """A server subprocess with its output in ``log``."""
+    """A server subprocess with its output in ``log``; ``env`` adds to the environment, ``cwd``
+    (default the repository) is where it runs."""
 
-    def __init__(self, name: str, command: list[str], port: int, log: Path) -> None:
+    def __init__(self, name: str, command: list[str], port: int, log: Path,
+                 env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> None:
         self.name, self.command, self.port, self.log = name, command, port, log
         self.url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         with open(log, "wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=env)
+                                            stdin=subprocess.DEVNULL, cwd=cwd, env=env)
 
     def wait_healthy(self, timeout_s: float) -> None:
         import httpx

@@ -1,14 +1,22 @@
-"""What the benchmark scripts share: the machine they ran on, and running a command while
-measuring its wall time and peak memory."""
+"""What the benchmark scripts share: the machine they ran on, running a command while measuring
+its wall time and peak memory, a dialab training in a subprocess, and the Rasa 3.6 anchor (its
+venv, environment and default DIET config)."""
 from __future__ import annotations
 
 import os
 import platform
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from experiments import REPO_ROOT
+
+RASA_VENV = Path(os.environ.get("RASA_VENV", Path.home() / ".cache/dialab-anchor/rasa-venv"))
+ANCHOR_CONFIG = REPO_ROOT.parent / "shared/tools/rasa_anchor/config_diet.yml"
+
 
 def machine_info() -> dict[str, Any]:
     import torch
@@ -58,3 +66,35 @@ def ratios(rasa: dict[str, Any], dialab: dict[str, Any], epoch_key: str) -> dict
             "epoch_time": (round(rasa[epoch_key] / dialab[epoch_key], 1)
                            if rasa.get(epoch_key) else None),
             "peak_memory": round(rasa["peak_rss_mb"] / dialab["peak_rss_mb"], 1)}
+
+
+def train_dialab(experiment: str, epochs: int, seed: int, run_dir: Path, log_file: Path,
+                 overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``python -m experiments.train experiment=<experiment>`` into ``run_dir``, timed (see
+    :func:`timed_command`); ``overrides`` are further Hydra overrides."""
+    return timed_command(
+        [sys.executable, "-m", "experiments.train", f"experiment={experiment}", *overrides,
+         f"trainer.max_epochs={epochs}", f"seed={seed}", "trainer.enable_progress_bar=false",
+         "callbacks.model_summary=null", f"hydra.run.dir={run_dir}"],
+        log_file, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+
+
+def rasa_executable(name: str = "rasa") -> Path:
+    """``$RASA_VENV/bin/<name>``; exits with how to install the anchor when it is missing."""
+    path = RASA_VENV / "bin" / name
+    if not path.exists():
+        raise SystemExit(f"Rasa not found at {path}: run ../shared/tools/rasa_anchor/install.sh")
+    return path
+
+
+def rasa_env() -> dict[str, str]:
+    """The environment Rasa runs in: no telemetry, no training cache (cold, comparable
+    trainings), quiet TensorFlow."""
+    return {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "RASA_MAX_CACHE_SIZE": "0",
+            "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+
+
+def anchor_config(epochs: int, out: Path) -> Path:
+    """The anchor's default Rasa NLU pipeline with DIET's ``epochs`` set, written to ``out``."""
+    out.write_text(re.sub(r"epochs: \d+", f"epochs: {epochs}", ANCHOR_CONFIG.read_text()))
+    return out

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,25 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from experiments import REPO_ROOT
-from experiments.bench.common import machine_info, ratios, timed_command
+from experiments.bench.common import (anchor_config, machine_info, rasa_env, rasa_executable,
+                                      ratios, timed_command, train_dialab)
 from nlu_models.diet.datamodule import as_data
 from nlu_models.data.rasa_yaml import nlu_to_yaml
 from nlu_models.data.schema import NLUData
 from nlu_models.evaluation import evaluate_nlu
 
-RASA_VENV = Path(os.environ.get("RASA_VENV", Path.home() / ".cache/dialab-anchor/rasa-venv"))
-ANCHOR_CONFIG = REPO_ROOT.parent / "shared/tools/rasa_anchor/config_diet.yml"
 _EPOCH_BAR = re.compile(r"Epochs:\s+100%.*?(\d+)/(\d+) \[((?:\d+:)?\d+:\d+)<")
 
 
 def run_rasa(train_yml: Path, test_messages, epochs: int, work: Path) -> dict[str, Any]:
-    rasa = RASA_VENV / "bin" / "rasa"
-    if not rasa.exists():
-        raise SystemExit(f"Rasa not found at {rasa}: run ../shared/tools/rasa_anchor/install.sh")
-    config = work / "config.yml"
-    config.write_text(re.sub(r"epochs: \d+", f"epochs: {epochs}", ANCHOR_CONFIG.read_text()))
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "RASA_MAX_CACHE_SIZE": "0",
-           "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+    rasa, env = rasa_executable(), rasa_env()
+    config = anchor_config(epochs, work / "config.yml")
     train = timed_command([str(rasa), "train", "nlu", "-c", str(config), "-u", str(train_yml),
                            "--out", str(work / "models"), "--fixed-model-name", "diet"],
                           work / "rasa_train.log", cwd=work, env=env)
@@ -48,7 +41,7 @@ def run_rasa(train_yml: Path, test_messages, epochs: int, work: Path) -> dict[st
     texts.write_text(json.dumps([m.text for m in test_messages]))
     predictions_file = work / "rasa_predictions.json"
     parse_script = Path(__file__).with_name("rasa_parse.py")
-    subprocess.run([str(RASA_VENV / "bin" / "python"), str(parse_script),
+    subprocess.run([str(rasa_executable("python")), str(parse_script),
                     str(work / "models" / "diet.tar.gz"), str(texts), str(predictions_file)],
                    check=True, cwd=work, env=env, capture_output=True)
     predictions = json.loads(predictions_file.read_text())
@@ -71,11 +64,7 @@ def _rasa_epoch_seconds(log: Path) -> float | None:
 
 def run_dialab(dataset: str, epochs: int, seed: int, work: Path) -> dict[str, Any]:
     run_dir = work / "dialab"
-    result = timed_command(
-        [sys.executable, "-m", "experiments.train", f"experiment=diet_{dataset}",
-         f"trainer.max_epochs={epochs}", f"seed={seed}", "trainer.enable_progress_bar=false",
-         "callbacks.model_summary=null", f"hydra.run.dir={run_dir}"],
-        work / "dialab_train.log", cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    result = train_dialab(f"diet_{dataset}", epochs, seed, run_dir, work / "dialab_train.log")
     summary = json.loads((run_dir / "reports" / "summary.json").read_text())
     return {**result, "train_seconds": summary["train_seconds"],
             "diet_epoch_seconds": round(summary["train_seconds"] / epochs, 2),

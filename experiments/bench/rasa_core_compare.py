@@ -24,8 +24,9 @@ from typing import Any
 import yaml
 
 from experiments import REPO_ROOT
-from experiments.bench.common import machine_info, ratios, timed_command
-from experiments.bench.rasa_compare import RASA_VENV, _rasa_epoch_seconds
+from experiments.bench.common import (machine_info, rasa_env, rasa_executable, ratios,
+                                      timed_command, train_dialab)
+from experiments.bench.rasa_compare import _rasa_epoch_seconds
 
 BOTS = {"carbon": ("rasa_bots/carbon-bot", "test_stories"),
         "financial": ("rasa_bots/financial-demo", "tests")}
@@ -60,11 +61,7 @@ def domain_for_rasa(bot: Path, work: Path) -> Path:
 
 
 def run_rasa(bot: Path, domain: Path, tests: str, epochs: int, work: Path) -> dict[str, Any]:
-    rasa = RASA_VENV / "bin" / "rasa"
-    if not rasa.exists():
-        raise SystemExit(f"Rasa not found at {rasa}: run ../shared/tools/rasa_anchor/install.sh")
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "RASA_MAX_CACHE_SIZE": "0",
-           "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+    rasa, env = rasa_executable(), rasa_env()
     config = rasa_config(bot, epochs, work / "config.yml")
     train = timed_command([str(rasa), "train", "core", "-c", str(config), "-d",
                            str(domain), "-s", str(bot / "data"), "--out",
@@ -92,12 +89,8 @@ def _in_data_fraction(log: Path) -> float | None:
 def run_dialab(bot_key: str, domain: Path, epochs: int, seed: int, work: Path
                ) -> dict[str, Any]:
     run_dir = work / "dialab"
-    result = timed_command(
-        [sys.executable, "-m", "experiments.train", f"experiment=ted_{bot_key}",
-         f"data.domain={domain}",
-         f"trainer.max_epochs={epochs}", f"seed={seed}", "trainer.enable_progress_bar=false",
-         "callbacks.model_summary=null", f"hydra.run.dir={run_dir}"],
-        work / "dialab_train.log", cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    result = train_dialab(f"ted_{bot_key}", epochs, seed, run_dir, work / "dialab_train.log",
+                          (f"data.domain={domain}",))
     summary = json.loads((run_dir / "reports" / "summary.json").read_text())
     return {**result, "train_seconds": summary["train_seconds"],
             "ted_epoch_seconds": round(summary["train_seconds"] / epochs, 3),
