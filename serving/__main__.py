@@ -13,7 +13,8 @@ __all__ = ["build_parser", "settings_from_args", "main", "serve"]
 
 
 DESCRIPTION = ("Serve dialab export bundles over Rasa's HTTP API (/model/parse, "
-               "/webhooks/rest/webhook, /conversations/..., /status, /health).")
+               "/webhooks/rest/webhook, /conversations/..., /status, /health) and a web chat "
+               "page at /chat.")
 
 
 def build_parser(prog: str = "python -m serving", add_help: bool = True
@@ -27,7 +28,7 @@ def build_parser(prog: str = "python -m serving", add_help: bool = True
                         help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=5005, help="default 5005, as Rasa")
     parser.add_argument("--auth-token", help="require ?token=... or 'Authorization: Bearer "
-                        "...' on every route but /health")
+                        "...' on every route but /health and /chat (open /chat?token=...)")
     parser.add_argument("--tracker-store", default=None,
                         help="sqlite:///file.db (default: dialab_trackers.db in the working "
                         "directory), postgresql://..., redis://host:6379/0 or memory://")

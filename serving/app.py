@@ -10,6 +10,8 @@
 ``POST /conversations/{id}/execute``    ``{"name", "policy"?, "confidence"?}`` → tracker, messages
 ``POST /conversations/{id}/trigger_intent``  ``{"name", "entities"?}`` → tracker, messages
 ``GET  /status`` ``/version`` ``/health``  bundles and fingerprints; versions; liveness (open)
+``GET  /chat``                          a web chat page over the REST webhook (open, see
+                                        :func:`_add_chat_page`)
 ======================================  =========================================================
 
 Errors are JSON (:func:`serving.middleware.error_response`): 401 without the token, 404 for an
@@ -28,6 +30,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -43,6 +46,12 @@ __all__ = ["create_app", "dialab_version", "MINIMUM_COMPATIBLE_VERSION"]
 
 logger = logging.getLogger(__name__)
 MINIMUM_COMPATIBLE_VERSION = "0.1.0"  # the oldest dialab whose bundles this server reads
+OPEN_PATHS = ("/health", "/chat")  # served without the token (see _add_chat_page for /chat)
+CHAT_PAGE = Path(__file__).parent / "static" / "chat.html"
+# the page's own inline script and style, fetch() to this origin, images from anywhere
+CHAT_PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                    "connect-src 'self'; img-src http: https: data:; base-uri 'none'; "
+                    "form-action 'none'; frame-ancestors 'none'")
 
 
 # ---- request bodies ------------------------------------------------------------------------------
@@ -102,10 +111,12 @@ def create_app(settings: ServerSettings, agent: Agent | None = None) -> FastAPI:
     if settings.policy:
         app.state.bundles["policy"] = _bundle_info(settings.policy)
     _add_routes(app, agent, settings)
+    _add_chat_page(app)
     _add_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     if settings.auth_token:
-        app.add_middleware(TokenAuthMiddleware, token=settings.auth_token)
+        app.add_middleware(TokenAuthMiddleware, token=settings.auth_token,
+                           open_paths=OPEN_PATHS)
     if settings.cors_origins:  # outermost: preflights and 401s get CORS headers too
         from starlette.middleware.cors import CORSMiddleware
 
@@ -194,6 +205,20 @@ def _add_routes(app: FastAPI, agent: Agent, settings: ServerSettings) -> None:
                                                  body.entities or ())
         return {"tracker": tracker_json(tracker),
                 "messages": channel_messages(conversation_id, messages)}
+
+
+def _add_chat_page(app: FastAPI) -> None:
+    @app.get("/chat", include_in_schema=False)
+    def chat_page() -> FileResponse:
+        """The web chat (``serving/static/chat.html``): plain HTML/JS that posts to the REST
+        webhook and shows text, images and buttons.
+
+        Auth: the page is served without the token, since it is static and holds no secrets;
+        every webhook call it makes carries the ``?token=`` of the page's own URL, so with
+        ``--auth-token`` open ``/chat?token=<token>`` (without it the chat shows the 401)."""
+        return FileResponse(CHAT_PAGE, media_type="text/html",
+                            headers={"Content-Security-Policy": CHAT_PAGE_POLICY,
+                                     "Referrer-Policy": "no-referrer"})
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -3,8 +3,9 @@
 - :class:`BodyLimitMiddleware`: a request whose ``Content-Length`` or actual body is larger than
   the limit gets 413 before any route sees it (the body is buffered, at most limit + one chunk,
   and replayed to the app).
-- :class:`TokenAuthMiddleware`: with a token, every path but the open ones (``/health``) needs
-  ``?token=<token>`` (Rasa's token auth) or ``Authorization: Bearer <token>``; else 401.
+- :class:`TokenAuthMiddleware`: with a token, every path but the open ones (``/health``; the app
+  adds ``/chat``, a static page) needs ``?token=<token>`` (Rasa's token auth) or
+  ``Authorization: Bearer <token>``; else 401.
 
 Errors are ``{"error": message, "message": message, "reason": "...", "status": "failure",
 "code": http_status}``: ``error`` for plain clients, the rest in Rasa's error layout.

@@ -21,7 +21,8 @@ class ServerSettings:
     - ``nlu``: an ``nlu`` export bundle folder (``dialab export``); ``policy``: an optional
       ``policy`` bundle (without one only ``/model/parse`` and ``/status`` make sense: the
       conversation routes answer 409).
-    - ``auth_token``: when set, every route but ``/health`` needs ``?token=`` or
+    - ``auth_token``: when set, every route but ``/health`` and ``/chat`` (a static page whose
+      webhook calls carry its own ``?token=``) needs ``?token=`` or
       ``Authorization: Bearer <token>``.
     - ``tracker_store``: ``sqlite:///file.db`` (default: ``dialab_trackers.db`` in the working
       directory), any SQLAlchemy URL (``postgresql://...``), ``redis://host:port/db`` or

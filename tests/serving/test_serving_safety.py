@@ -8,9 +8,10 @@ import json
 import pytest
 
 
-def test_a_token_guards_every_route_but_health(make_client):
+def test_a_token_guards_every_route_but_health_and_the_chat_page(make_client):
     client = make_client(auth_token="s3cret")
     assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/chat").status_code == 200  # static; its webhook calls carry the token
     for method, path, body in [("get", "/status", None), ("get", "/version", None),
                                ("post", "/model/parse", {"text": "hi"}),
                                ("post", "/webhooks/rest/webhook", {"message": "/greet"}),
