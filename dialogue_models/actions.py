@@ -156,6 +156,8 @@ class ActionRunner:
         if self.domain.session_config.carry_over_slots_to_new_session:
             events += [SlotSet(e.name, e.value) for e in tracker.applied_events()
                        if isinstance(e, SlotSet)]
+        if self.domain.session_config.greeting:  # said by action_session_start, as a custom
+            events += self.utter(self.domain.session_config.greeting, tracker)  # one would
         return events + [ActionExecuted(ACTION_LISTEN)]
 
 

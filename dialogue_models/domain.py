@@ -58,6 +58,9 @@ class EntitySpec:
 class SessionConfig:
     session_expiration_time: float = 60
     carry_over_slots_to_new_session: bool = True
+    # dialab's addition (Rasa's schema allows and ignores it): a response the bot says when a
+    # session starts, before the user's first message is answered
+    greeting: str | None = None
 
 
 @dataclass
@@ -371,14 +374,20 @@ def _actions(items: LineList, file) -> tuple[list[str], dict[str, dict[str, Any]
 
 
 def _session_config(doc: LineDict, file) -> SessionConfig:
-    _check_keys(doc, {"session_expiration_time", "carry_over_slots_to_new_session"},
+    _check_keys(doc, {"session_expiration_time", "carry_over_slots_to_new_session", "greeting"},
                 "session_config", file, doc.line)
     minutes = doc.get("session_expiration_time", 60)
     if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0:
         raise DataError(f"session_expiration_time must be a number of minutes >= 0, not "
                         f"'{minutes}'", file, doc.line_of("session_expiration_time"),
                         hint="write session_expiration_time: 60 (0 = sessions never expire)")
-    return SessionConfig(minutes, _bool(doc, "carry_over_slots_to_new_session", True, file))
+    greeting = doc.get("greeting")
+    if greeting is not None and not (isinstance(greeting, str) and greeting.startswith("utter_")):
+        raise DataError(f"session_config greeting must name a response (utter_...), not "
+                        f"'{greeting}'", file, doc.line_of("greeting"),
+                        hint="write greeting: utter_greet")
+    return SessionConfig(minutes, _bool(doc, "carry_over_slots_to_new_session", True, file),
+                         greeting)
 
 
 # ---- writing -------------------------------------------------------------------------------------
@@ -397,6 +406,8 @@ def domain_to_plain(domain: Domain) -> dict[str, Any]:
     out["session_config"] = {
         "session_expiration_time": domain.session_config.session_expiration_time,
         "carry_over_slots_to_new_session": domain.session_config.carry_over_slots_to_new_session}
+    if domain.session_config.greeting:
+        out["session_config"]["greeting"] = domain.session_config.greeting
     out["config"] = {"store_entities_as_slots": domain.store_entities_as_slots}
     return out
 

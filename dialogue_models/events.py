@@ -7,7 +7,9 @@ and read back.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any, ClassVar
 
 ACTION_LISTEN = "action_listen"
@@ -23,6 +25,8 @@ DEFAULT_ACTIONS = (ACTION_LISTEN, ACTION_RESTART, ACTION_SESSION_START, ACTION_D
                    "action_two_stage_fallback", "action_unlikely_intent", "action_back",
                    ACTION_EXTRACT_SLOTS)
 REQUESTED_SLOT = "requested_slot"
+# Rasa's built-in intents: every domain knows them (``/restart`` restarts the conversation)
+DEFAULT_INTENTS = frozenset({"restart", "back", "out_of_scope", "session_start", "nlu_fallback"})
 
 
 @dataclass
@@ -161,11 +165,61 @@ class ActionExecutionRejected(Event):
     name: str = ""
 
 
+@dataclass
+class ReminderScheduled(Event):
+    """Trigger ``intent`` (with ``entities``) in this conversation at ``date_time`` (ISO 8601),
+    as Rasa's ``reminder`` event; a custom action schedules it. With ``kill_on_user_message``
+    a user message after it cancels it. Unnamed reminders get a random name."""
+
+    type_name: ClassVar[str] = "reminder"
+    intent: str = ""
+    date_time: str = ""
+    entities: list[dict[str, Any]] | dict[str, Any] | None = None
+    name: str | None = None
+    kill_on_user_message: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = uuid.uuid4().hex
+
+    def due_at(self) -> float:
+        """``date_time`` as a Unix time (a time without zone is local time)."""
+        return datetime.fromisoformat(self.date_time).timestamp()
+
+    def _payload(self) -> dict[str, Any]:
+        return {"intent": self.intent, "entities": self.entities, "date_time": self.date_time,
+                "name": self.name, "kill_on_user_msg": self.kill_on_user_message}
+
+    @classmethod
+    def _from_payload(cls, data: dict[str, Any]) -> "ReminderScheduled":
+        return cls(intent=data.get("intent") or "", date_time=str(data.get("date_time") or ""),
+                   entities=data.get("entities"), name=data.get("name"),
+                   kill_on_user_message=bool(data.get("kill_on_user_msg", True)))
+
+
+@dataclass
+class ReminderCancelled(Event):
+    """Cancel the reminders named ``name``, or else those for ``intent`` (and ``entities``,
+    when given), as Rasa's ``cancel_reminder`` event."""
+
+    type_name: ClassVar[str] = "cancel_reminder"
+    name: str | None = None
+    intent: str | None = None
+    entities: list[dict[str, Any]] | dict[str, Any] | None = None
+
+    def cancels(self, reminder: ReminderScheduled) -> bool:
+        if self.name:
+            return reminder.name == self.name
+        return (self.intent is None or reminder.intent == self.intent) and \
+            (self.entities is None or reminder.entities == self.entities)
+
+
 _EVENT_TYPES: dict[str, type[Event]] = {
     cls.type_name: cls for cls in (UserUttered, ActionExecuted, BotUttered, SlotSet, ActiveLoop,
                                    Restarted, SessionStarted, AllSlotsReset,
                                    UserUtteranceReverted, ActionReverted, FollowupAction,
-                                   ActionExecutionRejected)}
+                                   ActionExecutionRejected, ReminderScheduled,
+                                   ReminderCancelled)}
 _RENAMED = {"form": "active_loop"}  # Rasa 2.0 renamed the form event
 
 

@@ -86,13 +86,16 @@ class MessageProcessor:
 
     def trigger_intent(self, tracker: Tracker, intent: str,
                        entities: Sequence[Mapping[str, Any]] | Mapping[str, Any] = (),
-                       input_channel: str | None = None) -> list[BotUttered]:
+                       input_channel: str | None = None,
+                       parse_data: Mapping[str, Any] | None = None) -> list[BotUttered]:
         """Inject ``intent`` as if the user said it (Rasa's external events): ``entities`` is a
-        list of entity dicts or ``{entity: value}``."""
+        list of entity dicts or ``{entity: value}``; ``parse_data`` adds keys to the message's
+        parse data."""
         if isinstance(entities, Mapping):
             entities = [{"entity": k, "value": v} for k, v in entities.items()]
         message = UserUttered(f"{EXTERNAL_PREFIX}{intent}", intent, [dict(e) for e in entities],
-                              1.0, input_channel=input_channel)
+                              1.0, parse_data=dict(parse_data) if parse_data else None,
+                              input_channel=input_channel)
         return self.handle_message(tracker, message)
 
     def start_session_if_needed(self, tracker: Tracker, now: float | None = None) -> bool:

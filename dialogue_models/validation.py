@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Iterator
 
+from dialogue_models.events import DEFAULT_INTENTS
 from dialogue_models.project import BotData
 from dialogue_models.stories import ActionStep, ActiveLoop, OrStep, Rule, SlotWasSet, Story, UserStep
 from nlu_models.data.errors import DataIssue, SourceLocation
 from nlu_models.data.schema import Message
 from nlu_models.tokenize import check_alignment
 
-DEFAULT_INTENTS = frozenset({"restart", "back", "out_of_scope", "session_start", "nlu_fallback"})
 DEFAULT_ACTIONS = frozenset({
     "action_listen", "action_restart", "action_session_start", "action_default_fallback",
     "action_deactivate_loop", "action_revert_fallback_events", "action_default_ask_affirmation",
@@ -163,6 +163,10 @@ def _domain_consistency(bot: BotData) -> list[DataIssue]:
     entities = {e.name: e for e in domain.entities}
     issues: list[DataIssue] = []
     seen: set[tuple[str, str]] = set()
+    greeting = domain.session_config.greeting
+    if greeting and greeting not in domain.responses:
+        issues.append(DataIssue("warning", f"session_config greeting '{greeting}' has no "
+                                "response; add it under 'responses:'", None))
 
     def once(kind: str, name: str, message: str, where) -> None:
         if (kind, name) not in seen:

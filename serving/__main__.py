@@ -36,6 +36,8 @@ def build_parser(prog: str = "python -m serving", add_help: bool = True
                         "http://localhost:5055/webhook")
     parser.add_argument("--action-timeout", type=float, default=10.0,
                         help="seconds to wait for the action server (default 10)")
+    parser.add_argument("--callback-url", help="POST the messages of fired reminders here "
+                        "(Rasa's callback channel format); else they are only stored")
     parser.add_argument("--cors", nargs="*", default=[], metavar="ORIGIN",
                         help="allow these origins ('*' for any); no CORS by default")
     parser.add_argument("--max-request-bytes", type=int, default=1_000_000)
@@ -60,7 +62,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
                           max_request_bytes=args.max_request_bytes,
                           max_text_chars=args.max_text_chars, cors_origins=list(args.cors),
                           torch_threads=args.torch_threads or None,
-                          nlu_backend=args.nlu_backend)
+                          nlu_backend=args.nlu_backend, callback_url=args.callback_url)
 
 
 def main(argv: list[str] | None = None) -> int:

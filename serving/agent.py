@@ -10,18 +10,22 @@ server is down) saves nothing, so the conversation stays as it was before it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
+import time
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from dialogue_models.actions import ActionRunner, CustomAction
 from dialogue_models.domain import Domain
-from dialogue_models.events import (DEFAULT_ACTIONS, ActionExecuted, ActionExecutionRejected,
-                                    BotUttered, Restarted, UserUttered)
+from dialogue_models.events import (DEFAULT_ACTIONS, DEFAULT_INTENTS, ActionExecuted,
+                                    ActionExecutionRejected, BotUttered, Event,
+                                    ReminderCancelled, Restarted, UserUttered)
 from dialogue_models.processor import MessageProcessor
 from dialogue_models.tracker import Tracker
 from serving.intent_shortcut import parse_intent_shortcut
+from serving.reminders import REMINDER_CHANNEL, ReminderScheduler, pending_reminders
 from serving.tracker_store import EventLogStore, InMemoryTrackerStore, tracker_store_from_url
 
 if TYPE_CHECKING:  # torch-backed types; an NLU-only server on ONNX never imports torch
@@ -33,6 +37,7 @@ __all__ = ["Agent", "NoPolicyError", "UnknownNameError", "channel_messages", "tr
 
 EVENT_VERBOSITY = ("ALL", "AFTER_RESTART", "APPLIED", "NONE")
 _LOCK_STRIPES = 64
+log = logging.getLogger("serving.agent")
 
 
 class NoPolicyError(RuntimeError):
@@ -64,8 +69,9 @@ class Agent:
                                               max_actions)
         nlu_intents = getattr(getattr(nlu, "labels", None), "intents", None) or []
         self._known_intents = set(nlu_intents) | set(
-            self.domain.intent_names if self.domain else [])
+            self.domain.intent_names if self.domain else []) | DEFAULT_INTENTS
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self.reminders: ReminderScheduler | None = None  # set by the app when it has a policy
 
     @classmethod
     def load(cls, nlu: str | Path, policy: str | Path | None = None,
@@ -129,8 +135,11 @@ class Agent:
         with self._locks[zlib.crc32(sender_id.encode()) % _LOCK_STRIPES], \
                 self.tracker_store.lock(sender_id):
             tracker = self.tracker(sender_id)
+            start = len(tracker.events)
             yield tracker
             self.tracker_store.save(tracker)
+        if self.reminders is not None:
+            self.reminders.watch(tracker, tracker.events[start:])
 
     def handle_text(self, sender_id: str, text: str, parse_data: Mapping[str, Any] | None = None,
                     input_channel: str | None = None) -> list[BotUttered]:
@@ -149,6 +158,13 @@ class Agent:
         message = self.user_message(text, parse_data, input_channel)
         with self.conversation(sender_id) as tracker:
             processor.log_message(tracker, message)
+        return tracker
+
+    def append_events(self, sender_id: str, events: Sequence[Event]) -> Tracker:
+        """Append ``events`` as they are (Rasa's ``POST .../tracker/events``): nothing runs."""
+        with self.conversation(sender_id) as tracker:
+            for event in events:
+                tracker.update(event)
         return tracker
 
     def predict(self, sender_id: str) -> tuple[Any, Tracker]:
@@ -186,6 +202,26 @@ class Agent:
             start = len(tracker.events)
             processor.trigger_intent(tracker, intent, entities or ())
         return tracker, _bot_messages(tracker, start)
+
+    def fire_reminder(self, sender_id: str, name: str, now: float | None = None
+                      ) -> list[BotUttered] | None:
+        """Trigger the pending reminder ``name`` if it is due; the bot's messages, or None when
+        it is no longer pending (cancelled, killed, fired by another server) or not yet due."""
+        processor = self._require_processor()
+        assert self.domain is not None
+        with self.conversation(sender_id) as tracker:
+            reminder = next((r for r in pending_reminders(tracker.events) if r.name == name),
+                            None)
+            if reminder is None or reminder.due_at() > (time.time() if now is None else now):
+                return None
+            if reminder.intent not in self.domain.intent_names:
+                log.warning("reminder '%s' of '%s' triggers the unknown intent '%s'; cancelled",
+                            name, sender_id, reminder.intent)
+                tracker.update(ReminderCancelled(name=name))
+                return None
+            return processor.trigger_intent(tracker, reminder.intent, reminder.entities or (),
+                                            input_channel=REMINDER_CHANNEL,
+                                            parse_data={"reminder": name})
 
     def user_message(self, text: str, parse_data: Mapping[str, Any] | None = None,
                      input_channel: str | None = None) -> UserUttered:

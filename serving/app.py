@@ -8,6 +8,7 @@
 ``POST /conversations/{id}/messages``   ``{"text", "sender": "user", "parse_data"?}`` → tracker
 ``POST /conversations/{id}/predict``    ``{"scores", "policy", "confidence", "tracker"}``
 ``POST /conversations/{id}/execute``    ``{"name", "policy"?, "confidence"?}`` → tracker, messages
+``POST /conversations/{id}/tracker/events``  an event or a list of events (Rasa's JSON) → tracker
 ``POST /conversations/{id}/trigger_intent``  ``{"name", "entities"?}`` → tracker, messages
 ``GET  /status`` ``/version`` ``/health``  bundles and fingerprints; versions; liveness (open)
 ``GET  /chat``                          a web chat page over the REST webhook (open, see
@@ -21,6 +22,7 @@ breaks: the message, never a stack trace), 503 when the tracker store is unreach
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,16 +31,19 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from dialogue_models.actions import ActionNotFoundError
+from dialogue_models.events import event_from_dict
 from serving.action_client import ActionServerError
 from serving.agent import (EVENT_VERBOSITY, Agent, NoPolicyError, UnknownNameError,
                            channel_messages, tracker_json)
 from serving.middleware import BodyLimitMiddleware, TokenAuthMiddleware, error_response
+from serving.reminders import ReminderScheduler
 from serving.settings import ServerSettings
 from serving.tracker_store import TrackerStoreError
 
@@ -104,7 +109,21 @@ def create_app(settings: ServerSettings, agent: Agent | None = None) -> FastAPI:
                            settings.action_endpoint, settings.action_timeout_s,
                            settings.max_actions, settings.torch_threads,
                            settings.nlu_backend)
-    app = FastAPI(title="dialab server", version=dialab_version(),
+    if agent.processor is not None and agent.reminders is None:
+        agent.reminders = ReminderScheduler(agent, callback_url=settings.callback_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        """The reminder scheduler runs while the server does."""
+        if agent.reminders is not None:
+            agent.reminders.start()
+        try:
+            yield
+        finally:
+            if agent.reminders is not None:
+                agent.reminders.stop()
+
+    app = FastAPI(title="dialab server", version=dialab_version(), lifespan=lifespan,
                   description="Rasa-compatible HTTP API over dialab export bundles")
     app.state.agent, app.state.settings = agent, settings
     app.state.bundles = {"nlu": _bundle_info(settings.nlu)}
@@ -176,6 +195,19 @@ def _add_routes(app: FastAPI, agent: Agent, settings: ServerSettings) -> None:
             raise ApiError(422, f"include_events must be one of {', '.join(EVENT_VERBOSITY)}",
                            "BadRequest")
         return tracker_json(agent.tracker(conversation_id), verbosity)
+
+    @app.post("/conversations/{conversation_id}/tracker/events")
+    async def append_events(conversation_id: str, request: Request) -> dict[str, Any]:
+        """Append one event or a list of them (Rasa's JSON), as Rasa's route does: nothing
+        is predicted or run."""
+        try:
+            body = await request.json()
+            events = [event_from_dict(e) for e in (body if isinstance(body, list) else [body])]
+        except ValueError as err:  # not JSON, or not an event
+            raise ApiError(422, f"the body must be an event or a list of events: {err}",
+                           "BadRequest") from None
+        return tracker_json(await run_in_threadpool(agent.append_events, conversation_id,
+                                                    events))
 
     @app.post("/conversations/{conversation_id}/messages")
     def add_message(conversation_id: str, body: MessageRequest) -> dict[str, Any]:

@@ -34,6 +34,9 @@ class ServerSettings:
       CORS middleware is installed.
     - ``max_actions``: the prediction loop's circuit breaker (Rasa's
       ``max_number_of_predictions``).
+    - ``callback_url``: where the bot's messages that no request waits for (those of fired
+      reminders, :mod:`serving.reminders`) are POSTed, one JSON message each (Rasa's callback
+      channel); without one they are only stored in the tracker.
     - ``torch_threads``: torch's intra-op threads for the process (default 1: small models
       answer fastest on one thread per request; run more processes to use more cores).
     """
@@ -50,6 +53,7 @@ class ServerSettings:
     max_actions: int = 10
     torch_threads: int | None = 1
     nlu_backend: str = "auto"  # auto (ONNX when the bundle has it) | torch | onnx | onnx-int8
+    callback_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_request_bytes < 1 or self.max_text_chars < 1:
