@@ -18,6 +18,7 @@ import json
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -98,28 +99,36 @@ def sequential_latency(port: int, texts: Sequence[str], n: int, warmup: int = 50
             "requests_per_s": round(n / elapsed, 1)}
 
 
-def batch_throughput(port: int, texts: Sequence[str], utterances: int, batch_size: int
-                     ) -> dict[str, Any]:
-    """``POST /model/parse/batch`` with ``batch_size`` texts at a time on one connection until
-    ``utterances`` texts are parsed (after one warm-up batch): utterances per second."""
+def batch_throughput(port: int, texts: Sequence[str], utterances: int, batch_size: int,
+                     clients: int = 1) -> dict[str, Any]:
+    """``POST /model/parse/batch`` with ``batch_size`` texts at a time until ``utterances``
+    texts are parsed, from ``clients`` keep-alive connections at once (each its next batch as
+    soon as its previous one is answered; after one warm-up batch each): utterances per
+    second."""
     batches = [[texts[(start + i) % len(texts)] for i in range(batch_size)]
                for start in range(0, max(utterances, batch_size), batch_size)]
-    connection = Connection(port)
-    try:
-        _expect_ok(connection.post("/model/parse/batch", {"texts": batches[0]}))
-        started = time.perf_counter()
-        for batch in batches:
+    connections = [Connection(port) for _ in range(clients)]
+
+    def send(connection: Connection, share: list[list[str]]) -> None:
+        for batch in share:
             status, body = connection.post("/model/parse/batch", {"texts": batch})
             _expect_ok((status, body))
             if len(json.loads(body)) != len(batch):
                 raise RuntimeError(f"the batch route answered {len(json.loads(body))} results "
                                    f"for {len(batch)} texts")
-        elapsed = time.perf_counter() - started
+
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(send, connections, [[batches[0]]] * clients))  # warm-up
+            started = time.perf_counter()
+            list(pool.map(send, connections, [batches[i::clients] for i in range(clients)]))
+            elapsed = time.perf_counter() - started
     finally:
-        connection.close()
+        for connection in connections:
+            connection.close()
     total = sum(len(b) for b in batches)
-    return {"utterances": total, "batch_size": batch_size, "seconds": round(elapsed, 3),
-            "utterances_per_s": round(total / elapsed, 1)}
+    return {"utterances": total, "batch_size": batch_size, "clients": clients,
+            "seconds": round(elapsed, 3), "utterances_per_s": round(total / elapsed, 1)}
 
 
 def concurrent_load(port: int, texts: Sequence[str], requests: int, clients: int,

@@ -128,7 +128,7 @@ def measure_parse_server(start: Callable[[int], Service], texts: list[str],
         result["sequential"] = sequential_latency(port, texts, args.sequential, args.warmup)
         if batch:
             result["batch"] = batch_throughput(port, texts, args.batch_utterances,
-                                               args.batch_size)
+                                               args.batch_size, args.batch_clients)
         result["load"] = run_load(port, texts_file, args.requests, args.clients)
         result["rss_mb"] = process_tree_rss_mb(service.process.pid)
         result["command"] = " ".join(service.command)
@@ -153,7 +153,7 @@ def _throughput(result: dict[str, Any]) -> dict[str, Any]:
     if "batch" in result:
         return {"utterances_per_s": result["batch"]["utterances_per_s"],
                 "how": f"POST /model/parse/batch, {result['batch']['batch_size']} texts a "
-                       "request, one client"}
+                       f"request, {result['batch']['clients']} client(s)"}
     sequential = result["sequential"]["requests_per_s"]
     load = result["load"]["requests_per_s"]
     how = ("sequential POST /model/parse, one client" if sequential >= load else
@@ -356,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--batch-utterances", type=int, default=10_000)
+    parser.add_argument("--batch-clients", type=int, default=2,
+                        help="concurrent batch clients (default 2: one per core)")
     parser.add_argument("--epochs", type=int, default=100, help="DIET and TED epochs, both "
                         "systems (default 100, Rasa's)")
     parser.add_argument("--seed", type=int, default=42)
