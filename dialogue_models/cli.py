@@ -1,6 +1,7 @@
 """The ``dialab`` command line: ``dialab data validate|stats|convert``, the experiment
 hand-offs ``dialab train|evaluate|cross-validate|export [hydra overrides ...]``, and the serving
-hand-offs ``dialab serve ...`` (``python -m serving``) and ``dialab shell``."""
+hand-offs ``dialab serve ...`` (``python -m serving``), ``dialab shell`` and
+``dialab interactive``."""
 from __future__ import annotations
 
 import argparse
@@ -52,6 +53,30 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="where the conversation is kept (default memory://)")
     shell.add_argument("--sender", default="shell", help="the conversation id")
     shell.set_defaults(run=_shell)
+
+    interactive = commands.add_parser(
+        "interactive", help="talk to the bot and correct it; the session is saved as new NLU "
+        "examples and a story beside the training data (like `rasa interactive`)")
+    interactive.add_argument("--data", required=True, type=Path,
+                             help="the bot folder (domain.yml, data/...)")
+    interactive.add_argument("--nlu", required=True, help="an nlu export bundle folder")
+    interactive.add_argument("--policy", required=True, help="a policy export bundle folder")
+    interactive.add_argument("--action-endpoint", help="the action server's webhook URL")
+    interactive.add_argument("--out", type=Path, help="where the session's folder goes "
+                             "(default: DATA/data, or DATA without a data/ folder)")
+    interactive.add_argument("--sender", default="interactive", help="the conversation id")
+    interactive.add_argument("--retrain", action="store_true",
+                             help="retrain after every /save (/retrain always works)")
+    interactive.add_argument("--retrain-epochs", type=int, help="epochs of each retraining "
+                             "(default: the experiments' own)")
+    interactive.add_argument("--nlu-experiment", default="diet_demo",
+                             help="the Hydra experiment that retrains DIET (default diet_demo)")
+    interactive.add_argument("--policy-experiment", default="ted_demo",
+                             help="the Hydra experiment that retrains the policies (default "
+                             "ted_demo)")
+    interactive.add_argument("--models-out", type=Path, help="where retrained runs and bundles "
+                             "go (default outputs/interactive/<timestamp>)")
+    interactive.set_defaults(run=_interactive)
     from serving.__main__ import DESCRIPTION, build_parser as serving_parser  # argparse only
 
     serve = commands.add_parser("serve", help="run the HTTP server (python -m serving)",
@@ -95,6 +120,12 @@ def _shell(args) -> int:
     from serving.shell import main as shell  # serving sits above dialogue_models: import late
 
     return shell(args)
+
+
+def _interactive(args) -> int:
+    from serving.interactive import main as interactive
+
+    return interactive(args)
 
 
 def _serve(args) -> int:

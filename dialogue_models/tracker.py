@@ -79,18 +79,7 @@ class Tracker:
 
     def applied_events(self) -> list[Event]:
         """The events that still count after restarts, sessions and reverts (Rasa's rules)."""
-        applied: list[Event] = []
-        for event in self.events:
-            if isinstance(event, _FORGET):
-                applied = []
-            elif isinstance(event, ActionReverted):
-                _undo_till(ActionExecuted, applied)
-            elif isinstance(event, UserUtteranceReverted):
-                _undo_till(UserUttered, applied)
-                _undo_till(ActionExecuted, applied)
-            else:
-                applied.append(event)
-        return applied
+        return applied_events(self.events)
 
     # ---- reading -------------------------------------------------------------------------------
     @property
@@ -162,6 +151,23 @@ class Tracker:
     def __repr__(self) -> str:
         return (f"Tracker({self.sender_id!r}, {len(self.events)} events, "
                 f"active_loop={self.active_loop!r}, latest_action={self.latest_action_name!r})")
+
+
+def applied_events(events: Iterable[Event], forget: bool = True) -> list[Event]:
+    """``events`` without the reverted ones (``rewind``, ``undo``) and, with ``forget``, without
+    those before the latest restart or session start."""
+    applied: list[Event] = []
+    for event in events:
+        if forget and isinstance(event, _FORGET):
+            applied = []
+        elif isinstance(event, ActionReverted):
+            _undo_till(ActionExecuted, applied)
+        elif isinstance(event, UserUtteranceReverted):
+            _undo_till(UserUttered, applied)
+            _undo_till(ActionExecuted, applied)
+        else:
+            applied.append(event)
+    return applied
 
 
 def _undo_till(kind: type, events: list[Event]) -> None:
