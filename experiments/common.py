@@ -55,13 +55,19 @@ def peak_memory_mb() -> float:
 
 
 def write_reports(interpreter, messages, out_dir: Path, meta: dict[str, Any],
-                  lenient: bool = False) -> dict[str, Any]:
+                  lenient: bool = False, out_of_scope_intent: str | None = None
+                  ) -> dict[str, Any]:
     """Parse ``messages`` and write summary.json, the Rasa-shaped reports, plots and report.md
-    into ``out_dir``; returns the summary."""
+    into ``out_dir`` (scored with the interpreter's fallback, if it has one; out-of-scope
+    metrics for ``out_of_scope_intent``); returns the summary."""
     from nlu_models.evaluation import evaluate_nlu
 
+    if out_of_scope_intent:
+        meta = {**meta, "out_of_scope_intent": out_of_scope_intent}
     predictions = interpreter.parse_messages(messages)
-    summary = evaluate_nlu(messages, predictions, out_dir, meta, lenient=lenient)
+    summary = evaluate_nlu(messages, predictions, out_dir, meta, lenient=lenient,
+                           out_of_scope_intent=out_of_scope_intent,
+                           fallback=getattr(interpreter, "fallback", None))
     log.info("reports written to %s", out_dir)
     return summary
 

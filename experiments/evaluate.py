@@ -33,7 +33,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     meta = {"task": "nlu", "dataset": cfg.data.name, "split": split, "seed": cfg.seed,
             "checkpoint": str(cfg.ckpt_path)}
     summary = write_reports(interpreter, data.examples, Path(cfg.paths.output_dir) / "reports",
-                            meta, lenient=cfg.lenient_entities)
+                            meta, lenient=cfg.lenient_entities,
+                            out_of_scope_intent=cfg.data.get("out_of_scope_intent"))
     print_summary(summary)
     return summary
 

@@ -13,6 +13,7 @@ bundle/
   model.onnx         nlu, optional (``onnx=True``): DIET's inference graph for onnxruntime
   model.int8.onnx    nlu, optional (``int8=True``): its dynamic-int8 quantization
   onnx.json          nlu, with model.onnx: graph inputs/outputs, CRF transitions
+  fallback.json      nlu, when the training pipeline listed a FallbackClassifier: its options
 ```
 
 This module holds the format (:func:`write_bundle`, :func:`open_bundle`, which checks every
@@ -207,6 +208,10 @@ def write_nlu_bundle(checkpoint: Mapping[str, Any], out_dir: str | Path,
     files = {"config.json": config.to_dict(),
              "labels.json": DIETLabels.from_dict(dict(hparams["labels"])).to_dict(),
              "featurizers.json": checkpoint[CHECKPOINT_FEATURIZERS_KEY]}
+    if hparams.get("fallback") is not None:
+        from nlu_models.fallback import FILENAME, FallbackConfig
+
+        files[FILENAME] = FallbackConfig.from_dict(dict(hparams["fallback"])).to_dict()
     weights = model_weights(checkpoint)
     if int8 and not onnx:
         raise ValueError("int8=True quantizes the ONNX graph: it needs onnx=True")

@@ -26,6 +26,9 @@ import numpy as np
 from nlu_models.data.schema import Message
 from nlu_models.diet.labels import DIETLabels
 from nlu_models.export import open_bundle
+from nlu_models.fallback import FILENAME as FALLBACK_FILE
+from nlu_models.fallback import (FallbackConfig, FallbackOption, apply_fallback,
+                                 chosen_fallback)
 from nlu_models.featurize import FeaturizerPipeline, MessageFeatures
 
 ONNX_FILE, INT8_FILE, META_FILE = "model.onnx", "model.int8.onnx", "onnx.json"
@@ -35,15 +38,18 @@ BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 
 class OnnxNLUInterpreter:
     """Same ``parse`` / ``parse_messages`` results as :class:`~nlu_models.inference.
-    NLUInterpreter`, from the bundle's ONNX graph (``int8``: its quantized variant)."""
+    NLUInterpreter`, from the bundle's ONNX graph (``int8``: its quantized variant), with the
+    same ``fallback`` (Rasa's ``FallbackClassifier``, :mod:`nlu_models.fallback`)."""
 
     def __init__(self, session: Any, pipeline: FeaturizerPipeline, labels: DIETLabels,
-                 meta: dict[str, Any], batch_size: int = 64) -> None:
+                 meta: dict[str, Any], batch_size: int = 64,
+                 fallback: FallbackConfig | None = None) -> None:
         self.session = session
         self.pipeline = pipeline
         self.labels = labels
         self.meta = meta
         self.batch_size = batch_size
+        self.fallback = fallback
         self.input_names = list(meta["inputs"])
         self.output_names = list(meta["outputs"])
         self.ranking_length = int(meta["ranking_length"])
@@ -55,10 +61,13 @@ class OnnxNLUInterpreter:
     # ---- loading ------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, int8: bool = False, num_threads: int | None = None,
-             providers: Sequence[str] | None = None) -> "OnnxNLUInterpreter":
+             providers: Sequence[str] | None = None, fallback: FallbackOption = None
+             ) -> "OnnxNLUInterpreter":
         """From an ``nlu`` bundle exported with ``onnx=True`` (``int8``: with ``int8=True``);
         every file is checked against the manifest's sha256. ``num_threads`` sets
-        onnxruntime's intra-op threads (default: its own choice)."""
+        onnxruntime's intra-op threads (default: its own choice). ``fallback``: None applies
+        the bundle's ``fallback.json`` (if any), False none, True / a mapping / a
+        :class:`~nlu_models.fallback.FallbackConfig` that one."""
         import onnxruntime as ort
 
         from nlu_models.export import BundleError
@@ -80,7 +89,9 @@ class OnnxNLUInterpreter:
         session = ort.InferenceSession(str(bundle.path / name), options,
                                        providers=list(providers or ["CPUExecutionProvider"]))
         pipeline = FeaturizerPipeline.from_dict(bundle.json("featurizers.json"))
-        return cls(session, pipeline, DIETLabels.from_dict(bundle.json("labels.json")), meta)
+        stored = bundle.json(FALLBACK_FILE) if bundle.has(FALLBACK_FILE) else None
+        return cls(session, pipeline, DIETLabels.from_dict(bundle.json("labels.json")), meta,
+                   fallback=chosen_fallback(fallback, stored))
 
     # ---- parsing ------------------------------------------------------------------------------
     def parse(self, text: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
@@ -97,7 +108,7 @@ class OnnxNLUInterpreter:
             chunk = features[start:start + self.batch_size]
             raw = self.predict(chunk)
             results.extend(self._results(messages[start:start + len(chunk)], chunk, raw))
-        return results
+        return apply_fallback(results, self.fallback)
 
     def predict(self, features: Sequence[MessageFeatures]) -> dict[str, np.ndarray]:
         """One batch through the graph and the Viterbi: ``intent_confidences (B, L)`` and per

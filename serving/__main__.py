@@ -36,6 +36,13 @@ def build_parser(prog: str = "python -m serving", add_help: bool = True
                         "http://localhost:5055/webhook")
     parser.add_argument("--action-timeout", type=float, default=10.0,
                         help="seconds to wait for the action server (default 10)")
+    parser.add_argument("--fallback-threshold", type=float, default=None,
+                        help="apply Rasa's FallbackClassifier with this threshold (default: "
+                        "the NLU bundle's own, if its training pipeline listed one)")
+    parser.add_argument("--ambiguity-threshold", type=float, default=None,
+                        help="the FallbackClassifier's ambiguity_threshold (default 0.1)")
+    parser.add_argument("--no-fallback", action="store_true",
+                        help="apply no FallbackClassifier, not even the bundle's")
     parser.add_argument("--callback-url", help="POST the messages of fired reminders here "
                         "(Rasa's callback channel format); else they are only stored")
     parser.add_argument("--cors", nargs="*", default=[], metavar="ORIGIN",
@@ -62,7 +69,16 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
                           max_request_bytes=args.max_request_bytes,
                           max_text_chars=args.max_text_chars, cors_origins=list(args.cors),
                           torch_threads=args.torch_threads or None,
-                          nlu_backend=args.nlu_backend, callback_url=args.callback_url)
+                          nlu_backend=args.nlu_backend, callback_url=args.callback_url,
+                          fallback=_fallback(args))
+
+
+def _fallback(args: argparse.Namespace) -> dict[str, float] | bool | None:
+    if args.no_fallback:
+        return False
+    given = {"threshold": args.fallback_threshold,
+             "ambiguity_threshold": args.ambiguity_threshold}
+    return {key: value for key, value in given.items() if value is not None} or None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,13 +77,17 @@ class Agent:
     def load(cls, nlu: str | Path, policy: str | Path | None = None,
              tracker_store: str = "memory://", action_endpoint: str | None = None,
              action_timeout_s: float = 10.0, max_actions: int = 10,
-             torch_threads: int | None = 1, nlu_backend: str = "auto") -> "Agent":
+             torch_threads: int | None = 1, nlu_backend: str = "auto",
+             fallback: Any = None) -> "Agent":
         """From bundle folders and a tracker store URL. ``nlu_backend``: ``auto`` runs the NLU
         bundle's ONNX graph when it has one (no torch for NLU), else torch; or ``torch``,
         ``onnx``, ``onnx-int8``. ``torch_threads`` sets torch's
         intra-op threads for the whole process (None: leave them): one thread per request is
         much faster for these small models than several threads fighting over the cores (on 2
-        loaded cores: 4 ms instead of 16-300 ms per parse); scale with processes instead."""
+        loaded cores: 4 ms instead of 16-300 ms per parse); scale with processes instead.
+        ``fallback``: Rasa's FallbackClassifier on every parse (:mod:`nlu_models.fallback`):
+        None applies the NLU bundle's own (``fallback.json``, if any), False none, True Rasa's
+        defaults, ``{"threshold": t, "ambiguity_threshold": a}`` those."""
         from serving.action_client import ActionServerClient
 
         from nlu_models.onnx_runtime import has_onnx, load_interpreter
@@ -96,6 +100,8 @@ class Agent:
             torch.set_num_threads(torch_threads)
         options = {} if nlu_backend == "torch" or (nlu_backend == "auto" and not has_onnx(nlu)) \
             else {"num_threads": torch_threads or None}
+        if fallback is not None:
+            options["fallback"] = fallback
         client = ActionServerClient(action_endpoint, action_timeout_s) if action_endpoint \
             else None
         if policy is not None:

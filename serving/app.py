@@ -108,7 +108,7 @@ def create_app(settings: ServerSettings, agent: Agent | None = None) -> FastAPI:
         agent = Agent.load(settings.nlu, settings.policy, settings.tracker_store,
                            settings.action_endpoint, settings.action_timeout_s,
                            settings.max_actions, settings.torch_threads,
-                           settings.nlu_backend)
+                           settings.nlu_backend, settings.fallback)
     if agent.processor is not None and agent.reminders is None:
         agent.reminders = ReminderScheduler(agent, callback_url=settings.callback_url)
 

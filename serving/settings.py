@@ -34,6 +34,9 @@ class ServerSettings:
       CORS middleware is installed.
     - ``max_actions``: the prediction loop's circuit breaker (Rasa's
       ``max_number_of_predictions``).
+    - ``fallback``: Rasa's FallbackClassifier on every parse (:mod:`nlu_models.fallback`): None
+      applies the NLU bundle's own (if its training pipeline listed one), False none, a dict
+      ``{"threshold": t, "ambiguity_threshold": a}`` those values.
     - ``callback_url``: where the bot's messages that no request waits for (those of fired
       reminders, :mod:`serving.reminders`) are POSTed, one JSON message each (Rasa's callback
       channel); without one they are only stored in the tracker.
@@ -54,6 +57,7 @@ class ServerSettings:
     torch_threads: int | None = 1
     nlu_backend: str = "auto"  # auto (ONNX when the bundle has it) | torch | onnx | onnx-int8
     callback_url: str | None = None
+    fallback: dict[str, float] | bool | None = None  # None: the NLU bundle's own; False: off
 
     def __post_init__(self) -> None:
         if self.max_request_bytes < 1 or self.max_text_chars < 1:

@@ -27,6 +27,7 @@ from experiments.train import train
 from nlu_models.diet.encoding import EncodedExample, collate
 from nlu_models.diet.model import DIETConfig, DIETInputs, DIETModel
 from nlu_models.export import BundleError, export_nlu_bundle, sha256
+from nlu_models.fallback import FallbackConfig, is_fallback
 from nlu_models.inference import NLUInterpreter
 from nlu_models.modules.crf import CRF
 from nlu_models.onnx_export import can_export, export_onnx, onnx_bundle_files
@@ -135,6 +136,22 @@ def test_onnx_parses_like_torch(interpreters):
 
 def _spans(entities) -> list:
     return [{k: v for k, v in e.items() if not k.startswith("confidence")} for e in entities]
+
+
+def test_onnx_applies_the_fallback_as_torch_does(trained):
+    """Rasa's FallbackClassifier, given when loading (this bundle stores none): the same
+    ``nlu_fallback`` results on both paths."""
+    bundle = trained[1]
+    options = {"threshold": 0.5, "ambiguity_threshold": 0.2}
+    want = load_interpreter(bundle, "torch", fallback=options).parse(TEXTS)
+    onnx_nlu = load_interpreter(bundle, "onnx", fallback=options)
+    have = onnx_nlu.parse(TEXTS)
+    assert [[r["name"] for r in h["intent_ranking"]] for h in have] == \
+        [[r["name"] for r in w["intent_ranking"]] for w in want]
+    fell = [is_fallback(h) for h in have]
+    assert any(fell) and not all(fell), fell
+    assert onnx_nlu.fallback == FallbackConfig(0.5, 0.2)
+    assert load_interpreter(bundle, "onnx").fallback is None
 
 
 @pytest.mark.parametrize("overrides", [

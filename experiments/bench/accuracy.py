@@ -7,7 +7,9 @@ then report mean ± sd over the runs — never the best run.
     python -m experiments.bench.accuracy --experiments ted_multiwoz --tag mh10 -- model.max_history=10
 
 Writes ``accuracy_<experiment>.json`` (every run's summary plus the aggregate, the command, the
-machine and the date) into ``--out`` and prints a Markdown table for the README.
+machine and the date) into ``--out`` and prints a Markdown table for the README. Data with an
+``out_of_scope_intent`` (CLINC150) adds the in-scope accuracy, out-of-scope recall (with and
+without the FallbackClassifier) and AUROC columns.
 """
 from __future__ import annotations
 
@@ -24,9 +26,13 @@ from experiments.bench.common import machine_info, timed_command
 from nlu_models.evaluation import aggregate_summaries, format_mean_sd
 
 COLUMNS = (("intent_accuracy", "intent acc", 100), ("intent_macro_f1", "intent macro F1", 100),
-           ("entity_f1", "entity F1 (exact span)", 100),
+           ("intent_ece", "intent ECE", 100), ("entity_f1", "entity F1 (exact span)", 100),
            ("entity_lenient_f1", "entity F1 (HERMIT lenient)", 100),
            ("train_seconds", "train s", 1), ("peak_rss_mb", "peak MB", 1))
+OUT_OF_SCOPE_COLUMNS = (("in_scope_accuracy", "in-scope acc", 100),
+                        ("oos_recall", "OOS recall", 100),
+                        ("oos_recall_no_fallback", "OOS recall w/o fallback", 100),
+                        ("oos_auroc", "OOS AUROC", 100))
 DIALOGUE_COLUMNS = (("action_accuracy_excluding_listen", "action acc (no listen)", 100),
                     ("action_weighted_f1_excluding_listen", "action F1 (no listen)", 100),
                     ("action_accuracy", "action acc", 100),
@@ -52,6 +58,15 @@ def run_one(experiment: str, seed: int, fold: int | None, epochs: int | None,
     summary = json.loads((run_dir / "reports" / "summary.json").read_text())
     return {**summary, "peak_rss_mb": measured["peak_rss_mb"],
             "process_seconds": measured["wall_seconds"], "fold": fold}
+
+
+def columns_for(run: dict[str, Any]) -> tuple:
+    """The table's columns for an experiment, from one of its run summaries."""
+    if run.get("task") == "dialogue":
+        return DIALOGUE_COLUMNS
+    if "oos_recall" in run:
+        return COLUMNS[:3] + OUT_OF_SCOPE_COLUMNS + COLUMNS[3:]
+    return COLUMNS
 
 
 def markdown_row(experiment: str, aggregate: dict[str, Any], columns=COLUMNS) -> str:
@@ -88,7 +103,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 runs.append(run_one(experiment, seed, fold, args.epochs, args.overrides,
                                     args.out, name))
                 print("  " + ", ".join(f"{k}={runs[-1][k]:.4f}" for k in
-                                       ("intent_accuracy", "entity_f1", "action_accuracy",
+                                       ("intent_accuracy", "entity_f1", "oos_recall",
+                                        "oos_auroc", "action_accuracy",
                                         "conversation_accuracy") if k in runs[-1]),
                       flush=True)
         aggregate = aggregate_summaries(runs)
@@ -99,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "overrides": args.overrides, "aggregate": aggregate, "runs": runs}
         (args.out / f"accuracy_{name}.json").write_text(
             json.dumps(results[experiment], indent=2, default=str))
-        columns = DIALOGUE_COLUMNS if runs[0].get("task") == "dialogue" else COLUMNS
+        columns = columns_for(runs[0])
         rows += ["| experiment | " + " | ".join(c[1] for c in columns) + " |",
                  "|" + " --- |" * (len(columns) + 1), markdown_row(name, aggregate, columns)]
     print("\n".join(rows))

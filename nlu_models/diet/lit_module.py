@@ -20,6 +20,7 @@ from seqeval.scheme import BILOU, IOB2
 
 from nlu_models.diet.labels import DIETLabels
 from nlu_models.diet.model import DIETConfig, DIETInputs, DIETModel
+from nlu_models.fallback import FallbackConfig
 from nlu_models.featurize import FeaturizerPipeline
 from nlu_models.inference import CHECKPOINT_FEATURIZERS_KEY, NLUInterpreter
 from nlu_models.modules.optim import adam
@@ -30,18 +31,24 @@ TRIM_EVERY_N_BATCHES = 10
 
 class DIETLitModule(L.LightningModule):
     """``encoder_learning_rate`` is the Adam learning rate of a fine-tuned encoder
-    (``finetune_encoder``): small, as ``learning_rate`` would wreck its pretrained weights."""
+    (``finetune_encoder``): small, as ``learning_rate`` would wreck its pretrained weights.
+    ``fallback`` (Rasa's ``FallbackClassifier`` options, :mod:`nlu_models.fallback`) is not
+    trained: the checkpoint carries it so that the interpreters and bundles apply it."""
 
     def __init__(self, config: dict[str, Any], labels: dict[str, Any],
                  learning_rate: float = 1e-3, regularization_constant: float = 0.002,
                  l2_mode: str = "rasa", pipeline: FeaturizerPipeline | None = None,
-                 encoder_learning_rate: float = 2e-5) -> None:
+                 encoder_learning_rate: float = 2e-5,
+                 fallback: dict[str, float] | None = None) -> None:
         super().__init__()
         check_l2_mode(l2_mode)
+        if fallback is not None:  # validated, stored as a plain dict
+            fallback = FallbackConfig.from_dict(dict(fallback)).to_dict()
         self.save_hyperparameters(ignore=["pipeline"])
         self.model = DIETModel(DIETConfig.from_dict(dict(config)))
         self.labels = DIETLabels.from_dict(dict(labels))
         self.pipeline = pipeline
+        self.fallback = FallbackConfig.from_dict(fallback) if fallback is not None else None
         self._eval_outputs: list[tuple[int, int, list, list]] = []
 
     @classmethod
@@ -49,7 +56,9 @@ class DIETLitModule(L.LightningModule):
                  **training: Any) -> "DIETLitModule":
         """A module sized for a prepared :class:`NLUDataModule` (fitted featurizers + labels).
         A model that fine-tunes its encoder (``finetune_encoder``) takes it from the pipeline's
-        dense featurizer, and needs a data module built with ``finetune_encoder=True``."""
+        dense featurizer, and needs a data module built with ``finetune_encoder=True``.
+        A ``FallbackClassifier`` entry in the data module's pipeline spec becomes ``fallback``
+        (unless ``training`` sets it)."""
         datamodule.prepare()
         pipeline, labels = datamodule.pipeline, datamodule.labels
         config = dict(model or {})
@@ -70,12 +79,15 @@ class DIETLitModule(L.LightningModule):
                       num_group_tags=labels.num_tags("group"))
         if not labels.intents:
             config["intent_classification"] = False
+        if training.get("fallback") is None:
+            listed = FallbackConfig.from_pipeline(datamodule.featurizer_spec)
+            training["fallback"] = listed.to_dict() if listed is not None else None
         return cls(config=config, labels=labels.to_dict(), pipeline=pipeline, **training)
 
     def interpreter(self) -> NLUInterpreter:
         if self.pipeline is None:
             raise ValueError("no fitted featurizers attached to this module")
-        return NLUInterpreter(self.model, self.pipeline, self.labels)
+        return NLUInterpreter(self.model, self.pipeline, self.labels, fallback=self.fallback)
 
     # ---- training ------------------------------------------------------------------------------
     def training_step(self, batch: DIETInputs, batch_idx: int) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Report figures: a confusion matrix and Rasa's paired confidence histogram.
+"""Report figures: a confusion matrix, Rasa's paired confidence histogram and a reliability
+diagram.
 
 Figures are built on matplotlib's Agg canvas directly, never through pyplot, so nothing here
 needs a display, changes the global backend, or leaves a figure open after saving.
@@ -6,13 +7,16 @@ needs a display, changes the global backend, or leaves a figure open after savin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
+
+if TYPE_CHECKING:
+    from nlu_models.evaluation.calibration import CalibrationBin
 
 CELL_NUMBERS_UP_TO = 30  # labels; beyond this the per-cell counts are unreadable
 HIT_COLOUR, MISS_COLOUR = "#009292", "#920000"  # Rasa's colours
@@ -87,6 +91,44 @@ def plot_confidence_histogram(hit_confidences: Sequence[float],
         ax.set_xlabel("Number of samples")
     fig.legend(loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.95), frameon=False)
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_reliability_diagram(bins: Sequence[CalibrationBin], path: str | Path,
+                             title: str = "Reliability diagram") -> Path:
+    """Save the reliability diagram of :func:`~nlu_models.evaluation.calibration.
+    calibration_bins`: per confidence bin a bar of its accuracy, the gap to its mean confidence
+    hatched, its number of predictions above it, and the diagonal of perfect calibration; ECE
+    and MCE in the title."""
+    from nlu_models.evaluation.calibration import calibration_errors
+
+    ece, mce = calibration_errors(bins)
+    lowers = np.array([b.lower for b in bins])
+    widths = np.array([b.upper - b.lower for b in bins])
+    accuracy = np.array([b.accuracy for b in bins])
+    confidence = np.array([b.confidence for b in bins])
+    filled = np.array([b.count > 0 for b in bins])
+
+    fig = Figure(figsize=(7, 7))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.bar(lowers[filled], accuracy[filled], width=widths[filled], align="edge",
+           color=HIT_COLOUR, edgecolor="black", linewidth=0.5, label="accuracy")
+    ax.bar(lowers[filled], (confidence - accuracy)[filled], bottom=accuracy[filled],
+           width=widths[filled], align="edge", facecolor=(0.57, 0.0, 0.0, 0.2),
+           edgecolor=MISS_COLOUR, hatch="//", linewidth=0.5, label="gap to mean confidence")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    for b in bins:
+        if b.count:
+            ax.text((b.lower + b.upper) / 2, max(b.accuracy, b.confidence) + 0.01,
+                    f"{b.count}", ha="center", va="bottom", fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.08)
+    ax.set_xticks(np.linspace(0, 1, 11))
+    ax.set_xlabel("Confidence (numbers: predictions per bin)")
+    ax.set_ylabel("Accuracy")
+    ax.set_title(f"{title}\nECE {ece * 100:.2f} %, MCE {mce * 100:.2f} %")
+    ax.legend(loc="upper left", frameon=False)
     return _save(fig, path)
 
 

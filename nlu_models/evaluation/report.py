@@ -7,8 +7,15 @@
     entity_report.json           {"exact_span", "token_level", "roles"?, "groups"?, "lenient"?}
     errors.json                  {"intent_errors": [...], "entity_errors": [...]}
     intent_confusion_matrix.png  intent_histogram.png   (with intents and ``plots``)
+    intent_reliability_diagram.png  accuracy against confidence in 10 bins (ditto)
     entity_confusion_matrix.png  token labels, as Rasa's DIETClassifier one (with entities)
     report.md                    the human summary
+
+Intents are scored on the model's own predictions: a ``nlu_fallback`` from Rasa's
+``FallbackClassifier`` is undone first, as ``rasa test nlu`` does. The fallback shows in
+``fallback_rate`` and in the out-of-scope metrics (:mod:`nlu_models.evaluation.out_of_scope`);
+calibration (``intent_ece``, ``intent_mce``) is that of the top intent confidence
+(:mod:`nlu_models.evaluation.calibration`).
 """
 from __future__ import annotations
 
@@ -18,39 +25,59 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from nlu_models.data.schema import Message
+from nlu_models.evaluation.calibration import (N_BINS, CalibrationBin, calibration_bins,
+                                               calibration_errors)
 from nlu_models.evaluation.entities import (entity_errors, entity_span_report,
                                             entity_token_report, lenient_entity_scores,
                                             predicted_spans, token_labels)
 from nlu_models.evaluation.intents import (check_aligned, intent_errors, intent_pairs,
                                            intent_report)
-from nlu_models.evaluation.plots import plot_confidence_histogram, plot_confusion_matrix
+from nlu_models.evaluation.out_of_scope import out_of_scope_metrics
+from nlu_models.evaluation.plots import (plot_confidence_histogram, plot_confusion_matrix,
+                                         plot_reliability_diagram)
+from nlu_models.fallback import FallbackConfig, is_fallback, undo_fallback
 from nlu_models.tokenize import WhitespaceTokenizer
 
 INTENT_MATRIX = "intent_confusion_matrix.png"
 INTENT_HISTOGRAM = "intent_histogram.png"
+INTENT_RELIABILITY = "intent_reliability_diagram.png"
 ENTITY_MATRIX = "entity_confusion_matrix.png"
 
 
 def evaluate_nlu(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
                  out_dir: str | Path, meta: Mapping[str, Any], *, lenient: bool = False,
-                 plots: bool = True) -> dict[str, Any]:
+                 plots: bool = True, out_of_scope_intent: str | None = None,
+                 fallback: FallbackConfig | None = None) -> dict[str, Any]:
     """Score ``preds`` (Rasa parse results, one per gold message) and write the reports.
 
-    Returns the summary: ``meta`` first, then ``n_examples``, the intent keys when some gold
-    message has an intent, the entity keys when any gold or predicted entity exists
-    (``role_f1`` / ``group_f1`` only when roles / groups occur, ``entity_lenient_f1`` only
-    with ``lenient``).
+    ``fallback``: Rasa's ``FallbackClassifier`` to score with, applied to the model's
+    predictions (``preds`` may come with or without it); without one, ``nlu_fallback``
+    results in ``preds`` count as they are. ``out_of_scope_intent``: the intent of
+    out-of-scope messages (``oos``), for the out-of-scope metrics.
+
+    Returns the summary: ``meta`` first, then ``n_examples``, the fallback's thresholds when
+    one is given, the intent keys when some gold message has an intent (with
+    ``intent_ece``/``intent_mce``; ``fallback_rate`` when a fallback is given or occurs; the
+    ``oos_*``/``in_scope_*`` keys when a gold message has ``out_of_scope_intent``), the entity
+    keys when any gold or predicted entity exists (``role_f1`` / ``group_f1`` only when roles
+    / groups occur, ``entity_lenient_f1`` only with ``lenient``).
     """
     check_aligned(gold, preds)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    served = [fallback.apply(dict(undo_fallback(p))) for p in preds] if fallback \
+        else list(preds)
+    preds = [undo_fallback(p) for p in served]  # the model's own, as `rasa test nlu` scores
     summary: dict[str, Any] = {**meta, "n_examples": len(gold)}
+    if fallback is not None:
+        summary["fallback_threshold"] = fallback.threshold
+        summary["fallback_ambiguity_threshold"] = fallback.ambiguity_threshold
 
     intents = intent_report(gold, preds)
+    bins: list[CalibrationBin] = []
     if intents:
-        summary["intent_accuracy"] = intents["accuracy"]
-        summary["intent_macro_f1"] = intents["macro avg"]["f1-score"]
-        summary["intent_weighted_f1"] = intents["weighted avg"]["f1-score"]
+        bins = _intent_summary(summary, intents, gold, served, preds, out_of_scope_intent,
+                               with_fallback=fallback is not None)
 
     entities = _entity_reports(gold, preds, lenient)
     if entities:
@@ -67,7 +94,7 @@ def evaluate_nlu(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
 
     errors = {"intent_errors": intent_errors(gold, preds),
               "entity_errors": entity_errors(gold, preds)}
-    images = _plot(gold, preds, out, bool(intents), bool(entities)) if plots else []
+    images = _plot(gold, preds, out, bins, bool(entities)) if plots else []
     for name, content in (("summary.json", summary), ("intent_report.json", intents),
                           ("entity_report.json", entities), ("errors.json", errors)):
         (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False, default=str)
@@ -106,6 +133,26 @@ def format_mean_sd(agg: Mapping[str, Any], key: str, scale: float = 100, digits:
 
 
 # ---- pieces ------------------------------------------------------------------------------------
+def _intent_summary(summary: dict[str, Any], intents: Mapping[str, Any],
+                    gold: Sequence[Message], served: Sequence[Mapping[str, Any]],
+                    preds: Sequence[Mapping[str, Any]], out_of_scope_intent: str | None,
+                    with_fallback: bool) -> list[CalibrationBin]:
+    """Add the intent keys to ``summary`` (``served``: the results with the fallback,
+    ``preds``: the model's own); returns the reliability bins."""
+    summary["intent_accuracy"] = intents["accuracy"]
+    summary["intent_macro_f1"] = intents["macro avg"]["f1-score"]
+    summary["intent_weighted_f1"] = intents["weighted avg"]["f1-score"]
+    pairs = intent_pairs(gold, preds)
+    bins = calibration_bins([c for *_, c in pairs], [g == p for _, g, p, _ in pairs])
+    summary["intent_ece"], summary["intent_mce"] = calibration_errors(bins)
+    with_fallback = with_fallback or any(is_fallback(p) for p in served)
+    if with_fallback:
+        summary["fallback_rate"] = sum(map(is_fallback, served)) / len(served)
+    if out_of_scope_intent:
+        summary.update(out_of_scope_metrics(gold, served, out_of_scope_intent, with_fallback))
+    return bins
+
+
 def _entity_reports(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
                     lenient: bool) -> dict[str, Any]:
     predicted = [predicted_spans(p) for p in preds]
@@ -124,17 +171,20 @@ def _entity_reports(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
 
 
 def _plot(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]], out: Path,
-          intents: bool, entities: bool) -> list[tuple[str, str]]:
+          bins: Sequence[CalibrationBin], entities: bool) -> list[tuple[str, str]]:
     images = []
-    if intents:
+    if bins:
         pairs = intent_pairs(gold, preds)
         plot_confusion_matrix([g for _, g, _, _ in pairs], [p for _, _, p, _ in pairs],
                               out / INTENT_MATRIX, title="Intent confusion matrix")
         plot_confidence_histogram([c for _, g, p, c in pairs if g == p],
                                   [c for _, g, p, c in pairs if g != p], out / INTENT_HISTOGRAM,
                                   title="Intent prediction confidence distribution")
+        plot_reliability_diagram(bins, out / INTENT_RELIABILITY,
+                                 title="Intent reliability diagram (top confidence)")
         images += [("Intent confusion matrix", INTENT_MATRIX),
-                   ("Intent confidence histogram", INTENT_HISTOGRAM)]
+                   ("Intent confidence histogram", INTENT_HISTOGRAM),
+                   ("Intent reliability diagram", INTENT_RELIABILITY)]
     if entities:
         tokenizer = WhitespaceTokenizer()
         y_true, y_pred = [], []
@@ -160,6 +210,7 @@ def _markdown(summary: Mapping[str, Any], intents: Mapping[str, Any],
     lines += [f"| {key} | {value * 100:.2f} |" for key, value in metrics.items()]
     lines += ["", "`entity_f1` is exact-span micro F1 (seqeval strict, BILOU); "
               "`entity_token_f1` is Rasa's token-level micro F1 (`rasa test nlu`)."]
+    lines += _calibration_notes(summary)
     if intents:
         lines += ["", "## Worst intents (by F1)", "",
                   "| intent | precision | recall | F1 | support | confused with |",
@@ -179,6 +230,23 @@ def _markdown(summary: Mapping[str, Any], intents: Mapping[str, Any],
     if images:
         lines += ["", "## Plots", ""] + [f"![{alt}]({file})" for alt, file in images]
     return "\n".join(lines) + "\n"
+
+
+def _calibration_notes(summary: Mapping[str, Any]) -> list[str]:
+    lines = []
+    if "intent_ece" in summary:
+        lines += ["", f"Intent calibration (top confidence, {N_BINS} equal-width bins): "
+                  f"ECE {summary['intent_ece'] * 100:.2f} %, "
+                  f"MCE {summary['intent_mce'] * 100:.2f} % (`{INTENT_RELIABILITY}`)."]
+    if "fallback_threshold" in summary:
+        lines += ["", f"FallbackClassifier: threshold {summary['fallback_threshold']}, "
+                  f"ambiguity_threshold {summary['fallback_ambiguity_threshold']}; intents are "
+                  "scored without it (as `rasa test nlu`), `fallback_rate` is how often it fired."]
+    if "oos_recall" in summary:
+        lines += ["", "`oos_recall`: out-of-scope messages predicted out of scope or "
+                  "`nlu_fallback`; `in_scope_accuracy`: in-scope messages predicted right; "
+                  "`oos_auroc`: ROC AUC of 1 − top in-scope confidence as an out-of-scope score."]
+    return lines
 
 
 def _error_examples(errors: Mapping[str, list], n: int = 5) -> list[str]:
@@ -222,4 +290,5 @@ def _is_number(value: Any) -> bool:
 
 
 def _is_metric(key: str, value: Any) -> bool:
-    return isinstance(value, float) and key.endswith(("_f1", "_accuracy", "_precision", "_recall"))
+    return isinstance(value, float) and (key.startswith(("oos_", "in_scope_")) or key.endswith(
+        ("_f1", "_accuracy", "_precision", "_recall", "_rate", "_ece", "_mce")))

@@ -542,3 +542,18 @@ def test_ensemble_replays_demo_test_stories_with_rules_and_memoization(demo):
                     wrong.append((tracker.name, event.name, action))
             running.update(event)
     assert wrong == []
+
+
+def test_nlu_fallback_is_answered_by_a_bot_rule_or_the_core_fallback():
+    """Rasa has no built-in rule for ``nlu_fallback`` (its RulePolicy's default mappings are
+    restart, back and session_start): a bot writes one. Without it the core fallback answers."""
+    policy, domain = _trained(RulePolicy(), RULES + """- rule: rephrase on low NLU confidence
+  steps:
+  - intent: nlu_fallback
+  - action: utter_ask_continue
+""")
+    fell_back = _conversation(domain, "  - intent: greet\n  - action: utter_greet\n"
+                                      "  - action: utter_intro\n  - intent: nlu_fallback\n")
+    assert _next(policy, fell_back, domain) == ("utter_ask_continue", 1.0)
+    without_rule, _ = _trained(RulePolicy(), RULES)
+    assert _next(without_rule, fell_back, domain) == ("action_default_fallback", 0.3)

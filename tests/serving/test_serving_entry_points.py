@@ -173,3 +173,22 @@ def test_an_nlu_only_server_on_the_onnx_bundle_never_imports_torch(bundles):
                             env=ENV, cwd=REPO_ROOT, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_fallback_flags_reach_the_parse(bundles):
+    from fastapi.testclient import TestClient
+
+    from serving.__main__ import build_parser, settings_from_args
+    from serving.app import create_app
+
+    parser = build_parser()
+    base = ["--nlu", str(bundles.nlu), "--tracker-store", "memory://"]
+    assert settings_from_args(parser.parse_args(base)).fallback is None  # the bundle's own
+    assert settings_from_args(parser.parse_args(base + ["--no-fallback"])).fallback is False
+    settings = settings_from_args(parser.parse_args(base + ["--fallback-threshold", "0.999",
+                                                            "--ambiguity-threshold", "0.2"]))
+    assert settings.fallback == {"threshold": 0.999, "ambiguity_threshold": 0.2}
+    with TestClient(create_app(settings)) as client:
+        parsed = client.post("/model/parse", json={"text": "hello there"}).json()
+    assert parsed["intent"] == {"name": "nlu_fallback", "confidence": 0.999}
+    assert parsed["intent_ranking"][0]["name"] == "nlu_fallback"
