@@ -76,6 +76,22 @@ class StateFeaturizer:
                     else np.zeros((0, n), dtype=np.float32))
                 for a, n in self.feature_sizes.items()}
 
+    def column_maps(self, old: "StateFeaturizer") -> dict[str, np.ndarray]:
+        """Per attribute of ``old``, where each of its feature columns sits here (this
+        featurizer's space must extend ``old``'s: :meth:`DialogueSpace.extended`)."""
+        space = old.space
+        try:
+            maps = {"intent": [self._intent[n] for n in space.intents],
+                    "action_name": [self._action[n] for n in space.actions],
+                    "entities": [self._entity[n] for n in space.entity_states],
+                    "slots": [self._slot_offset[s.name] + i for s in space.slots
+                              for i in range(slot_feature_size(s))],
+                    "active_loop": [self._loop[n] for n in space.forms]}
+        except KeyError as missing:
+            raise ValueError(f"this dialogue space does not extend the old one: {missing} is "
+                             "gone") from None
+        return {a: np.asarray(maps[a], dtype=np.int64) for a in old.feature_sizes}
+
     def to_dict(self) -> dict[str, Any]:
         return {"space": self.space.to_dict()}
 

@@ -104,6 +104,25 @@ class DialogueSpace:
                    intent_entities={i.name: _passed_entities(i, domain.entity_names)
                                     for i in domain.intents})
 
+    def extended(self, other: "DialogueSpace") -> "DialogueSpace":
+        """This space with ``other``'s new intents, actions, entity states, slots and forms
+        appended (fine-tuning on a grown domain): everything old keeps its index. A slot in
+        both must featurize the same way (type, values, range)."""
+        old_slots = {s.name: s for s in self.slots}
+        for slot in other.slots:
+            if slot.name in old_slots and _slot_key(slot) != _slot_key(old_slots[slot.name]):
+                raise ValueError(f"slot '{slot.name}' changed its features from "
+                                 f"{_slot_key(old_slots[slot.name])} to {_slot_key(slot)} "
+                                 "(type, values, min, max): a fine-tuned model cannot follow; "
+                                 "rename the slot or train from scratch")
+        return DialogueSpace(
+            intents=_appended(self.intents, other.intents),
+            actions=_appended(self.actions, other.actions),
+            entity_states=_appended(self.entity_states, other.entity_states),
+            slots=self.slots + [s for s in other.slots if s.name not in old_slots],
+            forms=_appended(self.forms, other.forms),
+            intent_entities={**self.intent_entities, **other.intent_entities})
+
     @cached_property
     def _action_ids(self) -> dict[str, int]:
         return {a: i for i, a in enumerate(self.actions)}
@@ -166,6 +185,15 @@ class DialogueSpace:
                    entity_states=list(data["entity_states"]),
                    slots=[Slot(**s) for s in data["slots"]], forms=list(data["forms"]),
                    intent_entities=dict(data["intent_entities"]))
+
+
+def _slot_key(slot: Slot) -> tuple[Any, ...]:
+    return slot.type, list(slot.values), slot.min_value, slot.max_value
+
+
+def _appended(old: list[str], new: list[str]) -> list[str]:
+    known = set(old)
+    return old + [name for name in new if name not in known]
 
 
 def _passed_entities(intent, entity_names: list[str]) -> list[str] | None:

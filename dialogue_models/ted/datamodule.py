@@ -58,8 +58,9 @@ class DialogueDataModule(L.LightningDataModule):
         self._train: list[EncodedDialogue] = []
         self._val: list[EncodedDialogue] = []
 
-    def prepare(self) -> "DialogueDataModule":
-        """Load, replay and encode once (idempotent; ``setup`` calls it too)."""
+    def prepare(self, extend: DialogueSpace | None = None) -> "DialogueDataModule":
+        """Load, replay and encode once (idempotent; ``setup`` calls it too). ``extend`` (a
+        trained model's space) is extended by the domain's instead of replaced: fine-tuning."""
         if self.featurizer is not None:
             return self
         bot = self.load_bot()
@@ -67,6 +68,8 @@ class DialogueDataModule(L.LightningDataModule):
             raise DataError("no training stories found: TED learns from stories (rules alone "
                             "train only the rule policy)", str(self.source))
         self.space = DialogueSpace.from_domain(bot.domain)
+        if extend is not None:
+            self.space = extend.extended(self.space)
         self.featurizer = StateFeaturizer(self.space)
         self.trackers = generate_trackers(bot.stories, bot.domain,
                                           augmentation_factor=self.augmentation_factor,

@@ -2,8 +2,9 @@
 group heads — and the decoding of predicted tags back into Rasa-style entities.
 
 Everything here is plain JSON (``labels.json`` in an export), so a bundle needs no pickle.
-Tag ids follow Rasa: ``O`` is 0, then for each name in sorted order ``B-x, I-x, L-x, U-x``
-(BILOU) or ``B-x, I-x`` (BIO).
+Tag ids follow Rasa: ``O`` is 0, then for each name in order ``B-x, I-x, L-x, U-x`` (BILOU)
+or ``B-x, I-x`` (BIO). Names are sorted when fitted on data; a label set extended for
+fine-tuning (:meth:`DIETLabels.extended`) keeps the old names first, so old ids stay valid.
 """
 from __future__ import annotations
 
@@ -44,6 +45,18 @@ class DIETLabels:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "DIETLabels":
         return cls(**values)
+
+    def extended(self, other: "DIETLabels") -> "DIETLabels":
+        """These labels with ``other``'s new intents, entities, roles and groups appended: every
+        old intent and tag keeps its id (fine-tuning on data with new labels). ``other``'s
+        synonyms are added to (and win over) these."""
+        if other.scheme != self.scheme:
+            raise ValueError(f"cannot extend {self.scheme} tags by {other.scheme} ones")
+        return DIETLabels(intents=_appended(self.intents, other.intents),
+                          entities=_appended(self.entities, other.entities),
+                          roles=_appended(self.roles, other.roles),
+                          groups=_appended(self.groups, other.groups),
+                          scheme=self.scheme, synonyms={**self.synonyms, **other.synonyms})
 
     # ---- vocabularies ------------------------------------------------------------------------
     def names(self, head: str) -> list[str]:
@@ -135,6 +148,11 @@ class DIETLabels:
             if name is not None and (best is None or conf > best[1]):
                 best = (name, conf)
         return best
+
+
+def _appended(old: list[str], new: list[str]) -> list[str]:
+    known = set(old)
+    return old + [name for name in new if name not in known]
 
 
 def spans_of(entities: Sequence[dict[str, Any]]) -> list[EntitySpan]:

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from nlu_models.data.schema import NLUData
-from nlu_models.featurize.features import SparseRow
+from nlu_models.featurize.features import SparseRow, check_same_options
 from nlu_models.tokenize import Token
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,9 @@ class CountVectorsFeaturizer:
         fold = str.lower if lowercase else str
         self.oov_token = fold(oov_token) if oov_token else None
         self.oov_words = [fold(w) for w in oov_words]
-        self.vocabulary: dict[str, int] = {}  # term → column, columns in alphabetical order
+        # term → column, in column order: alphabetical when fitted, new terms appended after
+        # the old ones when extended
+        self.vocabulary: dict[str, int] = {}
         self._cache: dict[str, tuple[tuple[int, ...], SparseRow]] = {}
 
     @property
@@ -167,6 +169,15 @@ class CountVectorsFeaturizer:
     def _lookup(self, text: str) -> tuple[int, ...]:
         """The vocabulary column of each term of ``text`` (repeats kept, unknown terms dropped)."""
         return tuple(i for i in map(self.vocabulary.get, self.analyze(text)) if i is not None)
+
+    def extended(self, other: "CountVectorsFeaturizer") -> "CountVectorsFeaturizer":
+        """A copy with ``other``'s terms it lacks appended (in ``other``'s column order); every
+        old term keeps its column. Both must have the same options."""
+        check_same_options(self, other)
+        grown = type(self).from_dict(self.to_dict())
+        for term in other.vocabulary:
+            grown.vocabulary.setdefault(term, len(grown.vocabulary))
+        return grown
 
     # ---- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

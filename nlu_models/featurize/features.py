@@ -67,6 +67,23 @@ class SparseFeaturizer(Protocol):
 
     def to_dict(self) -> dict[str, Any]: ...
 
+    def extended(self, other: "SparseFeaturizer") -> "SparseFeaturizer":
+        """A copy whose vocabulary also holds ``other``'s entries it lacks, appended: every old
+        column keeps its index (fine-tuning on data with new words or patterns)."""
+        ...
+
+
+def check_same_options(featurizer: Any, other: Any) -> None:
+    """Raise unless two featurizers are the same class with the same options (what
+    ``extended`` needs: only their vocabularies may differ)."""
+    if type(featurizer) is not type(other):
+        raise ValueError(f"cannot extend a {featurizer.name} by a {other.name}")
+    mine, theirs = featurizer.to_dict()["params"], other.to_dict()["params"]
+    differing = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if differing:
+        details = ", ".join(f"{k}: {mine.get(k)!r} → {theirs.get(k)!r}" for k in differing)
+        raise ValueError(f"cannot extend {featurizer.name}: its options differ ({details})")
+
 
 class DenseFeaturizer(Protocol):
     """A frozen encoder giving word vectors and a sentence vector; nothing to fit."""

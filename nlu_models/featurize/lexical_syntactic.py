@@ -5,7 +5,8 @@ position; with three positions they are the previous, current and next token (an
 looks one more token back, as in Rasa). Every value is a string (``"True"``/``"False"`` for the
 boolean features, the affix itself for ``prefix*``/``suffix*``), and each
 (window position, feature name, value) seen in training owns one column. Columns are ordered by
-(position, name), then value, as Rasa orders them. Positions outside the message give nothing.
+(position, name), then value, as Rasa orders them (an extended featurizer appends its new
+columns after the old ones). Positions outside the message give nothing.
 Sequence features only: the sentence block is empty.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from nlu_models.data.schema import NLUData
-from nlu_models.featurize.features import SparseRow
+from nlu_models.featurize.features import SparseRow, check_same_options
 from nlu_models.tokenize import Token
 
 BEGIN_OF_SENTENCE, END_OF_SENTENCE = "BOS", "EOS"
@@ -81,6 +82,14 @@ class LexicalSyntacticFeaturizer:
         self._set_columns([(position, name, value) for (position, name), values
                            in sorted(seen.items()) for value in sorted(values)])
         return self
+
+    def extended(self, other: "LexicalSyntacticFeaturizer") -> "LexicalSyntacticFeaturizer":
+        """A copy with ``other``'s columns it lacks appended (the boolean features give a fixed
+        set; affixes can add values); every old column keeps its index. Same features needed."""
+        check_same_options(self, other)
+        grown = type(self).from_dict(self.to_dict())
+        grown._set_columns(self.columns + [c for c in other.columns if c not in self._index])
+        return grown
 
     def featurize(self, tokens: Sequence[Token], text: str) -> tuple[list[SparseRow], SparseRow]:
         """One multi-hot row per token; no sentence features."""

@@ -140,6 +140,41 @@ class FeaturizerPipeline:
             sent_values=np.concatenate([np.zeros(0, np.float32), *sent_values]),
         )
 
+    # ---- growing ------------------------------------------------------------------------------
+    def extended(self, other: "FeaturizerPipeline") -> "FeaturizerPipeline":
+        """This fitted pipeline with each featurizer's vocabulary extended by the matching one of
+        ``other`` (the same pipeline fitted on new data): old columns keep their place in their
+        block, new ones are appended to it. The featurizers and their options must agree."""
+        names, others = [f.name for f in self.sparse], [f.name for f in other.sparse]
+        if names != others:
+            raise ValueError(f"cannot extend featurizers {names} by {others}: the pipelines "
+                             "differ; use the featurizers the model was trained with")
+        mine = self.dense.to_dict() if self.dense is not None else None
+        theirs = other.dense.to_dict() if other.dense is not None else None
+        if mine != theirs:
+            raise ValueError(f"cannot extend a pipeline with dense featurizer {mine} by one "
+                             f"with {theirs}")
+        return FeaturizerPipeline([f.extended(g) for f, g in zip(self.sparse, other.sparse)],
+                                  self.dense, self.tokenizer)
+
+    def column_maps(self, old: "FeaturizerPipeline") -> tuple[np.ndarray, np.ndarray]:
+        """Where each (0-based) sequence and sentence column of ``old`` sits in this pipeline,
+        which must extend it (:meth:`extended`): ``(old seq_vocab_size,)`` and
+        ``(old sent_vocab_size,)`` int64 arrays."""
+        if [f.name for f in old.sparse] != [f.name for f in self.sparse]:
+            raise ValueError("these featurizers do not extend the old ones: the pipelines differ")
+        seq, sent = [], []
+        for (seq_start, sent_start), f, before in zip(self._block_starts(), self.sparse,
+                                                      old.sparse):
+            vocabulary, old_vocabulary = f.to_dict()["vocabulary"], before.to_dict()["vocabulary"]
+            if vocabulary[:len(old_vocabulary)] != old_vocabulary:
+                raise ValueError(f"{f.name} does not extend the old one: its vocabulary does "
+                                 "not start with the old vocabulary")
+            seq.append(np.arange(before.seq_vocab_size) + seq_start - 1)
+            sent.append(np.arange(before.sent_vocab_size) + sent_start - 1)
+        return (np.concatenate([np.zeros(0, np.int64), *seq]),
+                np.concatenate([np.zeros(0, np.int64), *sent]))
+
     # ---- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         tokenizer = type(self.tokenizer).__name__

@@ -12,7 +12,7 @@ import re
 from typing import Any, Sequence
 
 from nlu_models.data.schema import NLUData
-from nlu_models.featurize.features import SparseRow
+from nlu_models.featurize.features import SparseRow, check_same_options
 from nlu_models.tokenize import Token
 
 
@@ -68,6 +68,14 @@ class RegexFeaturizer:
                 raise ValueError(f"regex '{name}' is not a valid regular expression "
                                  f"({error}): {pattern!r}") from error
         self.patterns, self._compiled = patterns, compiled
+
+    def extended(self, other: "RegexFeaturizer") -> "RegexFeaturizer":
+        """A copy with ``other``'s patterns it lacks appended; every old pattern keeps its
+        column (a regex whose pattern changed gets a new column). Same options needed."""
+        check_same_options(self, other)
+        grown = type(self).from_dict(self.to_dict())
+        grown._set_patterns(self.patterns + [p for p in other.patterns if p not in self.patterns])
+        return grown
 
     def featurize(self, tokens: Sequence[Token], text: str) -> tuple[list[SparseRow], SparseRow]:
         """Token rows: patterns matching over the token; sentence row: patterns set on any token."""
