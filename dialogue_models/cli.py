@@ -95,6 +95,8 @@ def _build_parser() -> argparse.ArgumentParser:
 EXPERIMENTS = (("train", "experiments.train", "train DIET"),
                ("evaluate", "experiments.evaluate", "evaluate a checkpoint and write reports"),
                ("cross-validate", "experiments.cross_validate", "train and test on every fold"),
+               ("compare", "experiments.compare", "learning curves: train configs on parts of "
+                "the training data and plot accuracy against data size"),
                ("export", "experiments.export", "export a checkpoint to a bundle (JSON + "
                 "safetensors)"))
 

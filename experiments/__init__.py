@@ -1,5 +1,5 @@
-"""Hydra entry points (train, evaluate, cross_validate) and benchmarks. Hydra stays here, at the
-edge: the packages below never import it."""
+"""Hydra entry points (train, evaluate, cross_validate, compare) and benchmarks. Hydra stays
+here, at the edge: the packages below never import it."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,7 +4,9 @@
 Seeds everything, loads the data and fits the featurizers, trains with Lightning, reloads the
 best checkpoint (by ``val/score``; the last one without a validation split), then parses the
 eval split and writes ``reports/`` (summary.json, Rasa-shaped reports, plots, report.md) into
-the run folder. Seed sweeps: ``-m seed=1,2,3``; search: ``-m hparams_search=optuna``.
+the run folder. ``init_from=PATH`` fine-tunes a trained model (checkpoint or bundle) on data that
+may add intents, entities, actions or words: see :mod:`nlu_models.diet.growth`.
+Seed sweeps: ``-m seed=1,2,3``; search: ``-m hparams_search=optuna``.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from experiments.common import (
     print_summary,
     write_reports,
 )
+from experiments.tracking import log_reports
+from nlu_models.diet.growth import grow_diet, load_trained
 from nlu_models.diet.lit_module import DIETLitModule
 from nlu_models.diet.model import count_parameters
 
@@ -47,11 +51,19 @@ def train(cfg: DictConfig, **data_overrides: Any) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     started = time.perf_counter()
-    datamodule = build_datamodule(cfg.data, **data_overrides).prepare()
+    datamodule = build_datamodule(cfg.data, **data_overrides)
+    source = init_from(cfg)
+    old = load_trained(source) if source else None
+    if old is not None:  # its featurizers and labels, extended by the new data's
+        datamodule.prepare(old.pipeline, old.labels, extend=True)
+    datamodule.prepare()
     featurize_seconds = time.perf_counter() - started
 
     module = DIETLitModule.for_data(datamodule, model=OmegaConf.to_container(cfg.model.config),
                                     **OmegaConf.to_container(cfg.model.training))
+    if old is not None:
+        grown = grow_diet(old, module.model, datamodule.pipeline, datamodule.labels)
+        log.info("fine-tuning from %s: %s", source, grown)
     log.info("DIET with %s trainable parameters", f"{count_parameters(module.model):,}")
     trainer, train_seconds, metrics = fit(cfg, module, datamodule,
                                           has_val="val" in datamodule.encoded)
@@ -61,7 +73,9 @@ def train(cfg: DictConfig, **data_overrides: Any) -> dict[str, Any]:
         summary = evaluate_split(cfg, datamodule, module, out_dir, {
             "epochs": trainer.current_epoch, "train_seconds": round(train_seconds, 2),
             "featurize_seconds": round(featurize_seconds, 2),
-            "peak_memory_mb": peak_memory_mb(), **summary})
+            "peak_memory_mb": peak_memory_mb(),
+            "num_train_examples": len(datamodule.data["train"].examples), **summary})
+        log_reports(trainer.loggers, summary, out_dir / "reports")
     _finish_loggers(trainer)
     return {**metrics, **summary}
 
@@ -91,6 +105,17 @@ def _finish_loggers(trainer: L.Trainer) -> None:
             experiment.finish()
 
 
+def init_from(cfg: DictConfig) -> str | None:
+    """The model to fine-tune from (``init_from=``): new labels and vocabulary are appended to
+    its own, training starts at epoch 0 with a fresh optimiser. ``ckpt_path=`` instead resumes
+    an interrupted run exactly; the two do not mix."""
+    path = cfg.get("init_from")
+    if path and cfg.get("ckpt_path"):
+        raise ValueError("init_from (fine-tune from a model) and ckpt_path (resume a run) "
+                         "exclude each other: give one")
+    return path
+
+
 def build_datamodule(data_cfg: DictConfig, **overrides: Any):
     """The data config's ``_target_`` built from plain Python values (so NLUData objects can be
     passed as overrides without Hydra turning them into configs)."""
@@ -108,7 +133,8 @@ def evaluate_split(cfg: DictConfig, datamodule, module: DIETLitModule, out_dir: 
     meta = {"task": "nlu", "dataset": datamodule.name, "split": split, "seed": cfg.seed,
             "model": cfg.model.name, **datamodule.metadata, **run_facts}
     summary = write_reports(module.interpreter(), datamodule.split_messages(split),
-                            out_dir / "reports", meta, lenient=cfg.get("lenient_entities", False))
+                            out_dir / "reports", meta, lenient=cfg.get("lenient_entities", False),
+                            out_of_scope_intent=datamodule.out_of_scope_intent)
     print_summary(summary)
     return summary
 

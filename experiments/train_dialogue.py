@@ -4,7 +4,8 @@ Replays the stories into trackers, trains the rule and memoization policies (sec
 TED with Lightning, then replays the test stories through the whole ensemble and writes the
 story report (``rasa test core``'s shapes) into the run folder. The checkpoint carries the state
 featurizer and the trained rule/memoization policies, so ``experiments.evaluate task=dialogue``
-needs nothing else.
+needs nothing else. ``init_from=PATH`` fine-tunes a trained TED on a grown domain
+(:mod:`dialogue_models.ted.growth`).
 """
 from __future__ import annotations
 
@@ -21,18 +22,22 @@ from dialogue_models.evaluation.predict import ensemble_predictor, predict_stori
 from dialogue_models.inference import DialoguePolicy
 from dialogue_models.policies.ensemble import PolicyEnsemble
 from dialogue_models.policies.rule_data import rule_trackers
+from dialogue_models.ted.growth import grow_ted, load_trained
 from dialogue_models.ted.lit_module import TEDLitModule
 from experiments.common import log, peak_memory_mb
+from experiments.tracking import log_reports
 from nlu_models.diet.model import count_parameters
 
 
 def train_dialogue(cfg: DictConfig) -> dict[str, Any]:
-    from experiments.train import _finish_loggers, build_datamodule, fit
+    from experiments.train import _finish_loggers, build_datamodule, fit, init_from
 
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     started = time.perf_counter()
-    datamodule = build_datamodule(cfg.data).prepare()
+    source = init_from(cfg)
+    old = load_trained(source) if source else None
+    datamodule = build_datamodule(cfg.data).prepare(extend=old.space if old is not None else None)
     bot, space = datamodule.bot, datamodule.space
     others = None  # the policies beside TED (none: TED alone, as in the TED paper's runs)
     if cfg.model.policies:
@@ -48,6 +53,9 @@ def train_dialogue(cfg: DictConfig) -> dict[str, Any]:
                                   **datamodule.model_config()},
                           labels=labels, featurizer=datamodule.featurizer.to_dict(),
                           **OmegaConf.to_container(cfg.model.training))
+    if old is not None:
+        log.info("fine-tuning from %s: %s", source,
+                 grow_ted(old, module.model, datamodule.featurizer))
     log.info("TED with %s trainable parameters on %d examples", f"{count_parameters(module.model):,}",
              len(datamodule.examples))
     trainer, train_seconds, metrics = fit(cfg, module, datamodule,
@@ -62,6 +70,7 @@ def train_dialogue(cfg: DictConfig) -> dict[str, Any]:
             "epochs": trainer.current_epoch, "train_seconds": round(train_seconds, 2),
             "prepare_seconds": round(prepare_seconds, 2), "peak_memory_mb": peak_memory_mb(),
             "num_train_examples": len(datamodule.examples), **summary})
+        log_reports(trainer.loggers, summary, out_dir / "reports")
     _finish_loggers(trainer)
     return {**metrics, **summary}
 

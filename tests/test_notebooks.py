@@ -145,3 +145,125 @@ def test_dialogue_notebook_trains_evaluates_and_converses(tmp_path, monkeypatch)
     assert "user: hello\n  bot: " in talk
     assert "size" in talk.lower() and "crust" in talk.lower()
     assert "'size': 'large'" in talk and "'crust': 'thin'" in talk
+
+
+BENCHMARKS = REPO_ROOT / "notebooks" / "03_benchmarks.ipynb"
+BENCH_SECTIONS = ("rasa-nlu", "rasa-core", "published", "int8", "serving")
+
+
+def bench_env(monkeypatch, tmp_path: Path, results: Path) -> None:
+    for name, value in {"DIALAB_BENCH_RESULTS": str(results), "MPLBACKEND": "Agg",
+                        "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+
+
+def images(cell: nbformat.NotebookNode) -> list[str]:
+    return [d["image/png"] for d in rich_outputs(cell) if "image/png" in d]
+
+
+def html(cell: nbformat.NotebookNode) -> str:
+    return "".join(d["text/html"] for d in rich_outputs(cell) if "text/html" in d)
+
+
+def no_errors(nb: nbformat.NotebookNode) -> None:
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors, errors
+
+
+def test_benchmarks_notebook_is_saved_without_outputs():
+    nb = nbformat.read(BENCHMARKS, as_version=4)
+    nbformat.validate(nb)
+    assert all(not c.outputs and c.execution_count is None for c in nb.cells
+               if c.cell_type == "code")
+    assert all(len([c for c in nb.cells if tag in c.metadata.get("tags", [])]) == 1
+               for tag in ("setup", *BENCH_SECTIONS))
+
+
+@pytest.mark.timeout(300)
+def test_benchmarks_notebook_skips_every_section_without_results(tmp_path, monkeypatch):
+    bench_env(monkeypatch, tmp_path, tmp_path / "nothing_here")
+    nb = execute(BENCHMARKS, BENCHMARKS.parent, tmp_path)
+    no_errors(nb)
+    assert f"results folder: {tmp_path / 'nothing_here'} (does not exist)" in \
+        stdout(tagged(nb, "setup"))
+    for section in BENCH_SECTIONS:
+        cell = tagged(nb, section)
+        assert "Section skipped: no " in stdout(cell) and not images(cell), section
+    # the published numbers are shown all the same, with their sources
+    assert "Joint BERT" in html(tagged(nb, "published"))
+    assert "arXiv:2004.09936" in html(tagged(nb, "published"))
+
+
+def write_bench_results(folder: Path) -> None:
+    """One small file of each kind, shaped as the bench scripts write them, and a broken one."""
+    from nlu_models.evaluation import aggregate_summaries
+
+    folder.mkdir()
+    machine = {"cpu": "test", "cores": 2}
+
+    def write(name: str, content) -> None:
+        (folder / name).write_text(content if isinstance(content, str) else json.dumps(content))
+
+    write("rasa_compare_snips_1ep.json", {
+        "dataset": "snips", "epochs": 1, "machine": machine,
+        "rasa": {"wall_seconds": 200.0, "peak_rss_mb": 6000.0, "diet_epoch_seconds": 160.0,
+                 "intent_accuracy": 0.9, "entity_f1": 0.7},
+        "dialab": {"wall_seconds": 50.0, "peak_rss_mb": 1200.0, "diet_epoch_seconds": 32.0,
+                   "intent_accuracy": 0.85, "entity_f1": 0.65},
+        "ratios": {"train_wall": 4.0, "epoch_time": 5.0, "peak_memory": 5.0}})
+    write("rasa_core_compare_carbon_300ep.json", {
+        "bot": "carbon", "epochs": 300, "machine": machine,
+        "rasa": {"wall_seconds": 190.0, "peak_rss_mb": 1200.0, "ted_epoch_seconds": 0.5,
+                 "conversation_accuracy": 1.0, "action_accuracy": 1.0},
+        "dialab": {"wall_seconds": 50.0, "peak_rss_mb": 700.0, "ted_epoch_seconds": 0.125,
+                   "conversation_accuracy": 1.0, "action_accuracy": 0.99}})
+    snips = [{"dataset": "snips", "intent_accuracy": a, "entity_f1": f}
+             for a, f in ((0.97, 0.78), (0.968, 0.79), (0.972, 0.785))]
+    write("accuracy_diet_snips.json", {"epochs": 8, "runs": snips,
+                                       "aggregate": aggregate_summaries(snips)})
+    multiwoz = [{"dataset": "multiwoz_modular-status", "max_history": 2,
+                 "action_accuracy_excluding_listen": a, "action_weighted_f1_excluding_listen": f}
+                for a, f in ((0.68, 0.67), (0.69, 0.68))]
+    write("accuracy_ted_multiwoz_modular_status_mh2.json", {
+        "epochs": 100, "runs": multiwoz, "aggregate": aggregate_summaries(multiwoz)})
+    write("accuracy_broken.json", "{not json")
+    change = {"mean": -0.0005, "sd": 0.0008, "n": 3}
+    write("int8_snips.json", {"runs": [{"dataset": "snips"}] * 3, "aggregate": {
+        "onnx.intent_accuracy_change": {"mean": 0.0, "sd": 0.0, "n": 3},
+        "onnx.entity_f1_change": {"mean": 0.0, "sd": 0.0, "n": 3},
+        "onnx-int8.intent_accuracy_change": change, "onnx-int8.entity_f1_change": change,
+        "onnx-int8.intent_agreement_with_torch": {"mean": 0.9995, "sd": 0.0008, "n": 3},
+        "onnx-int8.utterances_per_second": {"mean": 300.0, "sd": 40.0, "n": 3}}})
+    write("serving_onnx.json", {"date": "2026-11-24", "machine": machine, "comparison": {
+        "cold_start_s": {"label": "cold start (s)", "dialab": 0.6, "rasa": 43.7,
+                         "ratio_rasa_over_dialab": 72.8, "target": "< 1", "met": True},
+        "rss_mb": {"label": "resident memory (MB)", "dialab": 150.0, "rasa": 1555.0,
+                   "ratio_rasa_over_dialab": 10.4, "target": "<= 250", "met": True}}})
+
+
+@pytest.mark.timeout(300)
+def test_benchmarks_notebook_plots_every_kind_of_result(tmp_path, monkeypatch):
+    results = tmp_path / "bench"
+    write_bench_results(results)
+    bench_env(monkeypatch, tmp_path, results)
+    # run from the repository root this time
+    nb = execute(BENCHMARKS, REPO_ROOT, tmp_path)
+    no_errors(nb)
+    for section in BENCH_SECTIONS:
+        cell = tagged(nb, section)
+        assert "Section skipped" not in stdout(cell), section
+        (image,) = images(cell)
+        assert base64.b64decode(image).startswith(PNG_MAGIC), section
+
+    assert "snips, 1 epoch(s): dialab 5.0x faster per epoch, 5.0x less peak memory" in \
+        stdout(tagged(nb, "rasa-nlu"))
+    assert "carbon, 300 ep" in html(tagged(nb, "rasa-core"))
+    published = tagged(nb, "published")
+    assert "skipped accuracy_broken.json: not readable JSON" in stdout(published)
+    comparison = html(published)
+    for text in ("dialab (8 ep, 3 runs)", "dialab (100 ep, 2 runs)",
+                 "MultiWOZ 2.1, modular + status, mh 2", "SNIPS", "Joint BERT + CRF"):
+        assert text in comparison, text
+    assert "onnx-int8" in html(tagged(nb, "int8"))
+    assert "cold start (s)" in html(tagged(nb, "serving"))

@@ -67,7 +67,11 @@ class NLUDataModule(L.LightningDataModule):
 
     ``train``/``val``/``test`` take an :class:`NLUData`, a :class:`DataSpec` (or its dict), or a
     path. Without ``val``, ``val_fraction`` > 0 holds out a stratified part of ``train``.
-    ``max_examples`` cuts every split short (tiny twins for tests).
+    ``max_examples`` cuts every split short (tiny twins for tests). ``train_fraction`` < 1 trains
+    on a seeded, stratified-by-intent part of ``train`` (after any validation hold-out; every
+    intent keeps at least one example; val and test unchanged): learning curves.
+    ``out_of_scope_intent`` names the intent that marks out-of-scope messages (CLINC150's
+    ``oos``, Rasa's ``out_of_scope``): the reports then add out-of-scope recall and AUROC.
     ``finetune_encoder`` (for a DIET that fine-tunes its encoder) skips the frozen dense vectors
     and gives batches the dense featurizer's sub-token ids instead.
     Call :meth:`prepare` (or let the trainer call ``setup``) before building the model: the
@@ -78,9 +82,11 @@ class NLUDataModule(L.LightningDataModule):
                  featurizers: FeaturizerPipeline | Sequence[dict] | None = None,
                  name: str = "data", batch_size: int | Sequence[int] = (64, 256),
                  batch_strategy: str = "balanced", eval_batch_size: int = 256,
-                 val_fraction: float = 0.0, scheme: str = "BILOU", seed: int = 42,
+                 val_fraction: float = 0.0, train_fraction: float = 1.0,
+                 scheme: str = "BILOU", seed: int = 42,
                  max_examples: int | None = None, show_progress: bool = True,
-                 finetune_encoder: bool = False, **metadata: Any) -> None:
+                 finetune_encoder: bool = False, out_of_scope_intent: str | None = None,
+                 **metadata: Any) -> None:
         super().__init__()
         self.metadata = metadata  # extra config keys (fold, path, ...) kept for the reports
         self.sources = {"train": train, "val": val, "test": test}
@@ -90,11 +96,15 @@ class NLUDataModule(L.LightningDataModule):
         self.batch_strategy = batch_strategy
         self.eval_batch_size = eval_batch_size
         self.val_fraction = val_fraction
+        if not 0.0 < train_fraction <= 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1], not {train_fraction}")
+        self.train_fraction = train_fraction
         self.scheme = scheme
         self.seed = seed
         self.max_examples = max_examples
         self.show_progress = show_progress
         self.finetune_encoder = finetune_encoder
+        self.out_of_scope_intent = out_of_scope_intent
         self.collate = collate
         self.pipeline: FeaturizerPipeline | None = None
         self.labels: DIETLabels | None = None
@@ -103,8 +113,10 @@ class NLUDataModule(L.LightningDataModule):
 
     # -- preparation
     def prepare(self, pipeline: FeaturizerPipeline | None = None,
-                labels: DIETLabels | None = None) -> "NLUDataModule":
-        """Load, fit (unless a fitted ``pipeline``/``labels`` is given) and encode. Idempotent."""
+                labels: DIETLabels | None = None, extend: bool = False) -> "NLUDataModule":
+        """Load, fit (unless a fitted ``pipeline``/``labels`` is given) and encode. Idempotent.
+        With ``extend``, the given ones (a trained model's) are extended by those fitted on the
+        training split, old ids kept and new ones appended: fine-tuning with new labels."""
         if self.encoded:
             return self
         for split, source in self.sources.items():
@@ -118,9 +130,19 @@ class NLUDataModule(L.LightningDataModule):
 
             self.data["train"], self.data["val"] = train_test_split(
                 self.data["train"], test_size=self.val_fraction, seed=self.seed)
+        if self.train_fraction < 1.0:
+            from nlu_models.data.hf import train_test_split
+
+            self.data["train"], _ = train_test_split(
+                self.data["train"], test_size=1.0 - self.train_fraction, seed=self.seed)
         train = self.data["train"]
-        self.labels = labels or DIETLabels.from_data(train, self.scheme)
-        self.pipeline = pipeline or self._pipeline().fit(train.examples, train)
+        self.labels, self.pipeline = labels, pipeline
+        if labels is None or extend:
+            fitted_labels = DIETLabels.from_data(train, self.scheme)
+            self.labels = labels.extended(fitted_labels) if labels is not None else fitted_labels
+        if pipeline is None or extend:
+            fitted = self._pipeline().fit(train.examples, train)
+            self.pipeline = pipeline.extended(fitted) if pipeline is not None else fitted
         self.collate = collate_fn(self.pipeline, self.finetune_encoder)
         for split, data in self.data.items():
             self.encoded[split] = encode_examples(data.examples, self.pipeline, self.labels,

@@ -14,3 +14,10 @@ def test_dialab_train_runs_the_hydra_entry_point(tmp_path):
 def test_dialab_train_passes_failures_through(tmp_path):
     code = main(["train", "experiment=no_such_experiment", f"hydra.run.dir={tmp_path}"])
     assert code != 0
+
+
+def test_dialab_compare_hands_off_to_the_learning_curve_entry_point(tmp_path, capfd):
+    code = main(["compare", "experiment=diet_tiny", "compare.percentages=[0]",
+                 f"hydra.run.dir={tmp_path}"])
+    assert code != 0  # experiments.compare refuses the percentage before training anything
+    assert "percent" in capfd.readouterr().err.lower()

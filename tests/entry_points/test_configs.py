@@ -36,7 +36,7 @@ def test_every_config_composes(group, option, tmp_path):
     assert "_target_" in container["data"] and "_target_" in container["trainer"]
 
 
-@pytest.mark.parametrize("name", ["eval", "cross_validate", "export"])
+@pytest.mark.parametrize("name", ["eval", "cross_validate", "compare", "export"])
 def test_entry_point_configs_compose(name, tmp_path):
     overrides = ["experiment=diet_hwu64"] if name == "cross_validate" else ["ckpt_path=x.ckpt"]
     cfg = compose_config(name, overrides, tmp_path)

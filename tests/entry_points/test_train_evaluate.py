@@ -12,7 +12,8 @@ from nlu_models.inference import NLUInterpreter
 from tests.entry_points.conftest import compose_config
 
 REPORT_FILES = ["summary.json", "intent_report.json", "entity_report.json", "errors.json",
-                "intent_confusion_matrix.png", "intent_histogram.png", "report.md"]
+                "intent_confusion_matrix.png", "intent_histogram.png",
+                "intent_reliability_diagram.png", "report.md"]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,8 @@ def test_train_writes_reports_and_checkpoints(trained):
         assert (out / "reports" / name).is_file(), name
     written = json.loads((out / "reports" / "summary.json").read_text())
     for key in ("task", "dataset", "split", "seed", "epochs", "train_seconds", "intent_accuracy",
-                "intent_macro_f1", "intent_weighted_f1", "entity_f1", "entity_token_f1"):
+                "intent_macro_f1", "intent_weighted_f1", "intent_ece", "intent_mce",
+                "oos_recall", "in_scope_accuracy", "oos_auroc", "entity_f1", "entity_token_f1"):
         assert key in written, key
     assert written["dataset"] == "demo_bot" and written["split"] == "test"
     assert written["epochs"] == cfg.trainer.max_epochs

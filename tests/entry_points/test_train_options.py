@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,17 @@ def offline_wandb(tmp_path, monkeypatch):
     wandb.finish()
 
 
+def records(run_dir: Path, names: list[bytes], timeout: float = 20.0) -> bytes:
+    """The offline run's records once they hold all ``names``: wandb's core process may still be
+    writing the final summary when ``finish()`` returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        content = next(run_dir.glob("run-*.wandb")).read_bytes()
+        if all(name in content for name in names) or time.monotonic() > deadline:
+            return content
+        time.sleep(0.2)
+
+
 def test_logger_many_writes_csv_tensorboard_and_an_offline_wandb_run(tmp_path, offline_wandb):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -55,10 +67,59 @@ def test_logger_many_writes_csv_tensorboard_and_an_offline_wandb_run(tmp_path, o
     # the offline run (what `wandb sync` uploads): its records hold the logged metric names and
     # the hyper-parameters
     (run_dir,) = (out / "wandb").glob("offline-run-*")
-    (records,) = run_dir.glob("run-*.wandb")
-    content = records.read_bytes()
-    for name in (b"train/loss", b"val/score", b"learning_rate"):
+    names = [b"train/loss", b"val/score", b"learning_rate"]
+    content = records(run_dir, names)
+    for name in names:
         assert name in content, name
+
+
+def test_wandb_run_gets_the_summary_the_report_figures_and_the_errors_tables(tmp_path,
+                                                                          offline_wandb):
+    out = tmp_path / "run"
+    cfg = compose_config("train", ["experiment=diet_tiny", "logger=wandb",
+                                   "trainer.max_epochs=1"], out)
+    train(cfg)  # closes the run
+    reports = out / "reports"
+    summary = json.loads((reports / "summary.json").read_text())
+    errors = json.loads((reports / "errors.json").read_text())
+    assert errors["intent_errors"], "a 1-epoch tiny DIET should get some intents wrong"
+    (run_dir,) = (out / "wandb").glob("offline-run-*")
+
+    # the run summary (in the offline records, what `wandb sync` uploads): summary.json's
+    # scores under test/..., each followed by its value
+    names = (("intent_accuracy", b"test/intent_accuracy"), ("entity_f1", b"test/entity_f1"),
+             ("num_train_examples", b"num_train_examples"))
+    content = records(run_dir, [name for _, name in names])
+    for key, name in names:
+        at = content.find(name)
+        assert at >= 0, name
+        assert json.dumps(summary[key]).encode() in content[at:at + len(name) + 40], name
+
+    # the figures as images, the errors as tables with one row per error
+    media = run_dir / "files" / "media"
+    (matrix,) = (media / "images" / "test").glob("intent_confusion_matrix_*.png")
+    assert matrix.read_bytes().startswith(b"\x89PNG")
+    (table,) = (media / "table" / "test").glob("intent_errors_*.table.json")
+    table = json.loads(table.read_text())
+    assert table["columns"] == ["text", "intent", "predicted_intent", "confidence"]
+    assert table["data"] == [[e["text"], e["intent"], e["intent_prediction"]["name"],
+                              e["intent_prediction"]["confidence"]]
+                             for e in errors["intent_errors"]]
+    if errors["entity_errors"]:
+        assert list((media / "table" / "test").glob("entity_errors_*.table.json"))
+
+
+def test_dialogue_errors_become_an_action_errors_table():
+    from experiments.tracking import error_rows, summary_metrics
+
+    errors = [{"story": "s1", "step": 3, "gold": "utter_greet", "predicted": "utter_goodbye",
+               "policy": "TEDPolicy", "confidence": 0.6}]
+    columns, rows = error_rows(errors)["action_errors"]
+    assert columns[:3] == ["story", "step", "gold"] and rows == [list(errors[0].values())]
+    assert error_rows([]) == {} and error_rows({"intent_errors": [], "entity_errors": []}) == {}
+    assert summary_metrics({"split": "val", "seed": 1, "action_accuracy": 0.5, "model": "ted",
+                            "policy_counts": {"RulePolicy": 2}, "ok": True}) == \
+        {"seed": 1, "val/action_accuracy": 0.5}
 
 
 def run_entry_point(args: list[str], tmp_path: Path, timeout: int) -> subprocess.CompletedProcess:
@@ -93,8 +154,10 @@ def test_optuna_sweep_runs_its_trials_and_writes_the_best_parameters(tmp_path):
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert set(results["best_params"]) == set(OPTUNA["hydra"]["sweeper"]["params"])
     assert 0.0 <= results["best_value"] <= 1.0
-    for trial in ("0", "1"):
-        assert (sweep_dir / trial / "reports" / "summary.json").is_file(), trial
+    # each trial returned its optimised metric (val/score) to the sweeper: the best is theirs
+    scores = [json.loads((sweep_dir / trial / "reports" / "summary.json").read_text())["val_score"]
+              for trial in ("0", "1")]
+    assert results["best_value"] == pytest.approx(max(scores))
 
 
 def test_optuna_search_tunes_on_held_out_training_data_when_there_is_no_val_split(tmp_path):

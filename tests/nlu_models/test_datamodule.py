@@ -2,6 +2,8 @@
 entity-only paths."""
 from __future__ import annotations
 
+from collections import Counter
+
 import lightning as L
 import pytest
 
@@ -64,3 +66,33 @@ def test_entity_only_training_without_intents():
     assert module.model.config.intent_classification is False
     result = module.interpreter().parse("to Rome")
     assert result["intent"] is None and isinstance(result["entities"], list)
+
+
+def test_train_fraction_is_a_seeded_stratified_part_of_train_with_val_and_test_unchanged():
+    def prepared(fraction: float, seed: int = 1) -> NLUDataModule:
+        return NLUDataModule(DataSpec(str(DEMO_BOT), "rasa", "train"),
+                             test=DataSpec(str(DEMO_BOT), "rasa", "test"), val_fraction=0.2,
+                             train_fraction=fraction, seed=seed, show_progress=False).prepare()
+
+    full, half = prepared(1.0), prepared(0.5)
+    texts = {split: [m.text for m in half.split_messages(split)] for split in half.data}
+    assert texts["val"] == [m.text for m in full.split_messages("val")]
+    assert texts["test"] == [m.text for m in full.split_messages("test")]
+    assert set(texts["train"]) < {m.text for m in full.split_messages("train")}
+    n_full = len(full.split_messages("train"))
+    assert abs(len(texts["train"]) - n_full / 2) <= len(full.labels.intents)
+    # stratified: every intent keeps about half its examples, and at least one
+    counts = {split: Counter(m.intent for m in dm.split_messages("train"))
+              for split, dm in (("full", full), ("half", half))}
+    assert set(counts["half"]) == set(counts["full"])
+    for intent, n in counts["full"].items():
+        assert counts["half"][intent] == max(1, n - round(n * 0.5)), intent
+    # seeded: the same seed gives the same part, another seed another one
+    assert [m.text for m in prepared(0.5).split_messages("train")] == texts["train"]
+    assert [m.text for m in prepared(0.5, seed=2).split_messages("train")] != texts["train"]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.5])
+def test_train_fraction_outside_zero_to_one_is_refused(fraction):
+    with pytest.raises(ValueError, match="train_fraction"):
+        NLUDataModule(DataSpec(str(DEMO_BOT)), train_fraction=fraction)
