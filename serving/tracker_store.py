@@ -161,9 +161,12 @@ class SQLTrackerStore(EventLogStore):
             sa.Column("data", sa.Text, nullable=False))
         try:
             metadata.create_all(self.engine)
-        except sa.exc.OperationalError as err:
-            raise TrackerStoreError(f"cannot open the tracker store {_safe_url(url)}: "
-                                    f"{err.orig}") from None
+        except sa.exc.DBAPIError as err:
+            # Another process may have created the table between the existence check and the
+            # CREATE TABLE (servers starting together on one store); that is not an error.
+            if not sa.inspect(self.engine).has_table("dialab_events"):
+                raise TrackerStoreError(f"cannot open the tracker store {_safe_url(url)}: "
+                                        f"{err.orig}") from None
         self._file_lock: _FileLock | None = None
         database = self.engine.url.database
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":

@@ -42,15 +42,9 @@ def redis_server() -> Iterator[str]:
         raise ServiceUnavailable("no redis-server binary (Debian package redis-server)")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="dialab-redis-") as folder:
-        process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
-                                    "--save", "", "--appendonly", "no", "--dir", folder],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        try:
-            url = f"redis://127.0.0.1:{port}/0"
-            _wait_until(lambda: _redis_ping(url), process, "redis-server")
-            yield url
-        finally:
-            _stop(process)
+        yield from _running([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", folder],
+                            f"redis://127.0.0.1:{port}/0", _redis_ping, "redis-server")
 
 
 @contextlib.contextmanager
@@ -79,16 +73,11 @@ def postgres_server() -> Iterator[str]:
                                 capture_output=True, text=True)
         if initdb.returncode != 0:
             raise ServiceUnavailable(f"initdb failed: {initdb.stderr.strip()[-500:]}")
-        process = subprocess.Popen(run_as + [str(bin_dir / "postgres"), "-D", str(data), "-p",
-                                             str(port), "-h", "127.0.0.1", "-k", folder,
-                                             "-c", "fsync=off", "-c", "max_connections=200"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        try:
-            url = f"postgresql://dialab@127.0.0.1:{port}/postgres"
-            _wait_until(lambda: _postgres_ping(url), process, "postgres")
-            yield url
-        finally:
-            _stop(process)
+        yield from _running(run_as + [str(bin_dir / "postgres"), "-D", str(data), "-p",
+                                      str(port), "-h", "127.0.0.1", "-k", folder, "-c",
+                                      "fsync=off", "-c", "max_connections=200"],
+                            f"postgresql://dialab@127.0.0.1:{port}/postgres", _postgres_ping,
+                            "postgres")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -104,6 +93,17 @@ def start_or_skip(stack: contextlib.ExitStack, server: Callable[[], contextlib.A
 
 
 # ---- helpers -------------------------------------------------------------------------------------
+def _running(command: list[str], url: str, ping: Callable[[str], bool], name: str
+             ) -> Iterator[str]:
+    """Start ``command``, yield ``url`` once ``ping(url)`` answers, stop it afterwards."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        _wait_until(lambda: ping(url), process, name)
+        yield url
+    finally:
+        _stop(process)
+
+
 def _postgres_bin_dir() -> Path:
     initdb = shutil.which("initdb")
     if initdb:

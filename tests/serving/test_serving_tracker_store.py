@@ -133,6 +133,26 @@ def test_the_lock_serialises_a_conversation_across_processes(store_url):
     assert [e.text for e in stored[1::2]] == [f"saw {n}" for n in range(24)]
 
 
+def _open_at(store_url: str, start) -> None:
+    start.wait(10)
+    tracker_store_from_url(store_url, SLOTS).save(Tracker("opened", SLOTS))
+
+
+@shared_stores
+def test_servers_starting_together_create_the_store_once(store_url):
+    """Processes that open a fresh store at the same moment all race to create its table; the
+    losers find it created and go on instead of failing to start."""
+    fork = multiprocessing.get_context("fork")
+    start = fork.Event()
+    openers = [fork.Process(target=_open_at, args=(store_url, start)) for _ in range(6)]
+    for opener in openers:
+        opener.start()
+    start.set()
+    for opener in openers:
+        opener.join(60)
+    assert [opener.exitcode for opener in openers] == [0] * 6
+
+
 def _hold_the_lock(store_url: str, held) -> None:
     store = tracker_store_from_url(store_url, SLOTS)
     if isinstance(store, RedisTrackerStore):
