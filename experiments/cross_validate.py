@@ -23,7 +23,7 @@ from nlu_models.diet.datamodule import as_data
 from nlu_models.evaluation import aggregate_summaries, format_mean_sd
 
 HEADLINE = ("intent_accuracy", "intent_macro_f1", "entity_f1", "entity_token_f1",
-            "entity_lenient_f1", "train_seconds")
+            "entity_lenient_f1", "response_accuracy", "response_macro_f1", "train_seconds")
 
 
 def cross_validate(cfg: DictConfig) -> dict[str, Any]:

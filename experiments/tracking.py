@@ -2,10 +2,11 @@
 metrics Lightning logs while training: the summary's numbers, the report figures and the errors.
 
 Only wandb gets these (``logger=wandb`` or ``logger=many``; offline unless ``WANDB_MODE`` says
-otherwise): the numbers go into the run summary, each ``reports/*.png`` (intent and entity
-confusion matrices, the confidence histogram) becomes a ``wandb.Image``, and ``errors.json``
-becomes tables, one row per misclassified example. CSV and TensorBoard loggers get nothing more:
-the same files are in the run folder.
+otherwise): the numbers go into the run summary, each ``reports/*.png`` (intent, entity and
+response-selection confusion matrices, the confidence histograms) becomes a ``wandb.Image``, and
+``errors.json`` (with ``response_selection_errors.json`` where there is one) becomes tables, one
+row per misclassified example. CSV and TensorBoard loggers get nothing more: the same files are
+in the run folder.
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ RUN_FACTS = frozenset({"seed", "fold", "epochs", "train_seconds", "featurize_sec
                        "prepare_seconds", "peak_memory_mb", "num_train_examples", "max_history"})
 INTENT_ERROR_COLUMNS = ["text", "intent", "predicted_intent", "confidence"]
 ENTITY_ERROR_COLUMNS = ["text", "entities", "predicted_entities"]
+RESPONSE_ERROR_COLUMNS = ["text", "intent_response_key", "predicted_intent_response_key",
+                          "confidence"]
+RESPONSE_ERRORS_FILE = "response_selection_errors.json"
 
 
 def log_reports(loggers: Iterable[Any], summary: dict[str, Any], reports_dir: Path) -> None:
@@ -41,8 +45,11 @@ def summary_metrics(summary: dict[str, Any]) -> dict[str, float]:
 def error_rows(errors: dict[str, Any] | list[dict[str, Any]]
                ) -> dict[str, tuple[list[str], list[list[Any]]]]:
     """``errors.json`` as table columns and rows. NLU: ``intent_errors`` (text, gold intent,
-    predicted intent, confidence) and ``entity_errors`` (text, gold and predicted entities as
-    ``value (type)`` lists); dialogue: ``action_errors`` (its entries' keys as columns)."""
+    predicted intent, confidence), ``entity_errors`` (text, gold and predicted entities as
+    ``value (type)`` lists) and, when ``errors`` carries the entries of
+    ``response_selection_errors.json`` under that name, ``response_selection_errors`` (text,
+    gold and predicted ``intent_response_key``, confidence); dialogue: ``action_errors`` (its
+    entries' keys as columns)."""
     if isinstance(errors, list):
         if not errors:
             return {}
@@ -51,15 +58,24 @@ def error_rows(errors: dict[str, Any] | list[dict[str, Any]]
     tables = {}
     intents = errors.get("intent_errors") or []
     if intents:
-        tables["intent_errors"] = (INTENT_ERROR_COLUMNS, [
-            [e["text"], e["intent"], e["intent_prediction"]["name"],
-             float(e["intent_prediction"]["confidence"])] for e in intents])
+        tables["intent_errors"] = (INTENT_ERROR_COLUMNS,
+                                   _prediction_rows(intents, "intent", "intent_prediction"))
     entities = errors.get("entity_errors") or []
     if entities:
         tables["entity_errors"] = (ENTITY_ERROR_COLUMNS, [
             [e["text"], _spans(e["entities"]), _spans(e["predicted_entities"])]
             for e in entities])
+    responses = errors.get("response_selection_errors") or []
+    if responses:
+        tables["response_selection_errors"] = (RESPONSE_ERROR_COLUMNS, _prediction_rows(
+            responses, "intent_response_key_target", "intent_response_key_prediction"))
     return tables
+
+
+def _prediction_rows(errors: list[dict[str, Any]], gold_field: str, prediction_field: str
+                     ) -> list[list[Any]]:
+    return [[e["text"], e[gold_field], e[prediction_field]["name"],
+             float(e[prediction_field]["confidence"])] for e in errors]
 
 
 def _spans(spans: list[dict[str, Any]]) -> str:
@@ -77,6 +93,10 @@ def _log_to_wandb(logger, summary: dict[str, Any], reports_dir: Path) -> None:
     errors_file = reports_dir / "errors.json"
     if errors_file.is_file():
         errors = json.loads(errors_file.read_text(encoding="utf-8"))
+        responses_file = reports_dir / RESPONSE_ERRORS_FILE
+        if isinstance(errors, dict) and responses_file.is_file():
+            errors["response_selection_errors"] = json.loads(
+                responses_file.read_text(encoding="utf-8"))
         for name, (columns, rows) in error_rows(errors).items():
             media[f"{split}/{name}"] = wandb.Table(columns=columns, data=rows)
     if media:

@@ -59,10 +59,14 @@ def train(cfg: DictConfig, **data_overrides: Any) -> dict[str, Any]:
     datamodule.prepare()
     featurize_seconds = time.perf_counter() - started
 
-    module = DIETLitModule.for_data(datamodule, model=OmegaConf.to_container(cfg.model.config),
-                                    **OmegaConf.to_container(cfg.model.training))
+    selector = cfg.model.get("response_selector")
+    module = DIETLitModule.for_data(
+        datamodule, model=OmegaConf.to_container(cfg.model.config),
+        response_selector=OmegaConf.to_container(selector) if selector else selector,
+        **OmegaConf.to_container(cfg.model.training))
     if old is not None:
-        grown = grow_diet(old, module.model, datamodule.pipeline, datamodule.labels)
+        grown = grow_diet(old, module.model, datamodule.pipeline, datamodule.labels,
+                          selector=module.response_selector)
         log.info("fine-tuning from %s: %s", source, grown)
     log.info("DIET with %s trainable parameters", f"{count_parameters(module.model):,}")
     trainer, train_seconds, metrics = fit(cfg, module, datamodule,

@@ -14,6 +14,9 @@ bundle/
   model.int8.onnx    nlu, optional (``int8=True``): its dynamic-int8 quantization
   onnx.json          nlu, with model.onnx: graph inputs/outputs, CRF transitions
   fallback.json      nlu, when the training pipeline listed a FallbackClassifier: its options
+  response_selector.json      nlu with retrieval intents: the response selector's DIETConfig
+                              (its weights sit in model.safetensors under "response_selector.")
+  response_selector.model.onnx, response_selector.onnx.json (+ .model.int8.onnx): its graph
 ```
 
 This module holds the format (:func:`write_bundle`, :func:`open_bundle`, which checks every
@@ -43,6 +46,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 KINDS = {"nlu": "NLUInterpreter.load", "policy": "DialoguePolicy.load"}
+SELECTOR_CONFIG = "response_selector.json"   # nlu: the response selector's DIETConfig
+SELECTOR_PREFIX = "response_selector."       # its weights' key prefix, its ONNX files' prefix
 
 
 class BundleError(ValueError):
@@ -175,10 +180,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def model_weights(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The ``model.`` sub-module's weights of a LightningModule checkpoint, prefix removed."""
-    return {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()
-            if k.startswith("model.")}
+def model_weights(checkpoint: Mapping[str, Any], prefix: str = "model."
+                  ) -> dict[str, torch.Tensor]:
+    """A sub-module's weights of a LightningModule checkpoint (by default ``model.``), prefix
+    removed."""
+    return {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items()
+            if k.startswith(prefix)}
 
 
 def export_nlu_bundle(checkpoint_path: str | Path, out_dir: str | Path,
@@ -213,6 +220,9 @@ def write_nlu_bundle(checkpoint: Mapping[str, Any], out_dir: str | Path,
 
         files[FILENAME] = FallbackConfig.from_dict(dict(hparams["fallback"])).to_dict()
     weights = model_weights(checkpoint)
+    selector_weights = model_weights(checkpoint, SELECTOR_PREFIX)
+    if hparams.get("response_selector") is not None:
+        files[SELECTOR_CONFIG] = DIETConfig.from_dict(dict(hparams["response_selector"])).to_dict()
     if int8 and not onnx:
         raise ValueError("int8=True quantizes the ONNX graph: it needs onnx=True")
     if onnx:
@@ -221,4 +231,10 @@ def write_nlu_bundle(checkpoint: Mapping[str, Any], out_dir: str | Path,
         model = DIETModel(config)
         model.load_state_dict(weights)
         files.update(onnx_bundle_files(model, int8=int8))
+        if SELECTOR_CONFIG in files and "onnx.json" in files:
+            selector = DIETModel(DIETConfig.from_dict(files[SELECTOR_CONFIG]))
+            selector.load_state_dict(selector_weights)
+            files.update({SELECTOR_PREFIX + name: data
+                          for name, data in onnx_bundle_files(selector, int8=int8).items()})
+    weights.update({SELECTOR_PREFIX + k: v for k, v in selector_weights.items()})
     return write_bundle(out_dir, "nlu", DIETModel.__name__, files, weights, metrics)

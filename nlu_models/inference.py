@@ -17,6 +17,10 @@ A bundle exported with ``onnx=True`` also runs without torch:
 result: by default the one the checkpoint / bundle carries (none unless the training pipeline
 listed it); ``fallback=False`` turns it off, ``True`` uses Rasa's defaults (0.3, 0.1), a
 mapping or :class:`~nlu_models.fallback.FallbackConfig` sets the thresholds.
+
+A model trained on retrieval intents (``faq/ask_name``) carries a response selector
+(:mod:`nlu_models.diet.response_selector`): every result then has Rasa's ``response_selector``
+entry with the selected response key, its confidence, ranking and responses.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ from nlu_models.data.schema import Message
 from nlu_models.diet.encoding import EncodedExample, collate_fn
 from nlu_models.diet.labels import DIETLabels
 from nlu_models.diet.model import DIETConfig, DIETModel, rank_intents
-from nlu_models.export import open_bundle
+from nlu_models.diet.response_selector import selector_inputs
+from nlu_models.export import SELECTOR_CONFIG, SELECTOR_PREFIX, open_bundle
 from nlu_models.fallback import FILENAME as FALLBACK_FILE
 from nlu_models.fallback import (FallbackConfig, FallbackOption, apply_fallback,
                                  chosen_fallback)
@@ -41,8 +46,10 @@ CHECKPOINT_FEATURIZERS_KEY = "dialab_featurizers"
 
 class NLUInterpreter:
     def __init__(self, model: DIETModel, pipeline: FeaturizerPipeline, labels: DIETLabels,
-                 batch_size: int = 64, fallback: FallbackConfig | None = None) -> None:
+                 batch_size: int = 64, fallback: FallbackConfig | None = None,
+                 response_selector: DIETModel | None = None) -> None:
         self.model = model.eval()
+        self.response_selector = response_selector.eval() if response_selector else None
         self.pipeline = pipeline
         self.labels = labels
         self.batch_size = batch_size
@@ -68,12 +75,15 @@ class NLUInterpreter:
                     ) -> "NLUInterpreter":
         """From an ``nlu`` export bundle; every file is checked against the manifest's sha256."""
         bundle = open_bundle(path, "nlu")
-        model = DIETModel(DIETConfig.from_dict(bundle.json("config.json")))
-        model.load_state_dict(bundle.weights())
+        weights = bundle.weights()
+        model = _loaded(bundle.json("config.json"), weights, "")
+        selector = None
+        if bundle.has(SELECTOR_CONFIG):
+            selector = _loaded(bundle.json(SELECTOR_CONFIG), weights, SELECTOR_PREFIX).to(device)
         pipeline = FeaturizerPipeline.from_dict(bundle.json("featurizers.json"))
         stored = bundle.json(FALLBACK_FILE) if bundle.has(FALLBACK_FILE) else None
         return cls(model.to(device), pipeline, DIETLabels.from_dict(bundle.json("labels.json")),
-                   fallback=chosen_fallback(fallback, stored))
+                   fallback=chosen_fallback(fallback, stored), response_selector=selector)
 
     @classmethod
     def from_checkpoint_dict(cls, checkpoint: dict[str, Any], fallback: FallbackOption = None
@@ -82,13 +92,15 @@ class NLUInterpreter:
             raise ValueError("this checkpoint was not written by dialab's DIETLitModule "
                              f"(no '{CHECKPOINT_FEATURIZERS_KEY}' entry)")
         hparams = checkpoint["hyper_parameters"]
-        model = DIETModel(DIETConfig.from_dict(dict(hparams["config"])))
-        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()
-                 if k.startswith("model.")}
-        model.load_state_dict(state)
+        state = checkpoint["state_dict"]
+        model = _loaded(hparams["config"], state, "model.")
+        selector = None
+        if hparams.get("response_selector") is not None:
+            selector = _loaded(hparams["response_selector"], state, SELECTOR_PREFIX)
         pipeline = FeaturizerPipeline.from_dict(checkpoint[CHECKPOINT_FEATURIZERS_KEY])
         return cls(model, pipeline, DIETLabels.from_dict(dict(hparams["labels"])),
-                   fallback=chosen_fallback(fallback, hparams.get("fallback")))
+                   fallback=chosen_fallback(fallback, hparams.get("fallback")),
+                   response_selector=selector)
 
     # ---- parsing ------------------------------------------------------------------------------
     def parse(self, text: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
@@ -108,23 +120,45 @@ class NLUInterpreter:
             chunk = examples[start:start + self.batch_size]
             inputs = _to_device(collate(chunk), device)
             prediction = self.model.predict(inputs)
-            results.extend(self._results(chunk, prediction))
+            responses = None
+            if self.response_selector is not None:
+                selected = self.response_selector.predict(selector_inputs(self.model, inputs))
+                responses = self._ranked(self.response_selector, selected)
+            results.extend(self._results(chunk, prediction, responses))
         return apply_fallback(results, self.fallback)
 
-    def _results(self, chunk: Sequence[EncodedExample], prediction) -> list[dict[str, Any]]:
+    @staticmethod
+    def _ranked(model: DIETModel, prediction) -> list[list[float]] | None:
+        if prediction.intent_confidences is None:
+            return None
+        return rank_intents(prediction.intent_confidences.float().cpu(),
+                            model.config.ranking_length).tolist()
+
+    def _results(self, chunk: Sequence[EncodedExample], prediction,
+                 responses: list[list[float]] | None = None) -> list[dict[str, Any]]:
         out = []
-        ranked = None
-        if prediction.intent_confidences is not None:
-            ranked = rank_intents(prediction.intent_confidences.float().cpu(),
-                                  self.model.config.ranking_length)
+        ranked = self._ranked(self.model, prediction)
         tags = {h: t.cpu().tolist() for h, t in prediction.tags.items()}
         confs = {h: c.float().cpu().tolist() for h, c in prediction.tag_confidences.items()}
         for b, example in enumerate(chunk):
             out.append(self.labels.parse_result(
                 example.message.text, example.features.tokens,
-                None if ranked is None else ranked[b].tolist(),
-                {h: t[b] for h, t in tags.items()}, {h: c[b] for h, c in confs.items()}))
+                None if ranked is None else ranked[b],
+                {h: t[b] for h, t in tags.items()}, {h: c[b] for h, c in confs.items()},
+                None if responses is None else responses[b]))
         return out
+
+
+def _loaded(config: dict[str, Any], state: dict[str, torch.Tensor], prefix: str) -> DIETModel:
+    """A DIETModel from its config and the weights under ``prefix`` ("" = those under no
+    other model's prefix: a bundle keeps the selector's beside DIET's)."""
+    model = DIETModel(DIETConfig.from_dict(dict(config)))
+    if prefix:
+        weights = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    else:
+        weights = {k: v for k, v in state.items() if not k.startswith(SELECTOR_PREFIX)}
+    model.load_state_dict(weights)
+    return model
 
 
 def _to_device(inputs, device):

@@ -10,6 +10,8 @@ The path: the bundle's JSON featurizers (numpy) → flat sparse bags with their 
 ``model.onnx`` (intent confidences and CRF emission scores, see :mod:`nlu_models.onnx_export`)
 → :func:`viterbi_decode` in numpy with the transitions from ``onnx.json`` → Rasa's parse
 result, decoded by :class:`~nlu_models.diet.labels.DIETLabels` as :class:`NLUInterpreter` does.
+A bundle with a response selector has its graph too (``response_selector.model.onnx``), run on
+the same inputs.
 
 Nothing here imports torch, and neither does reading the bundle, the sparse featurizers or the
 labels. A bundle whose featurizers include a dense Hugging Face encoder still runs, but its
@@ -25,7 +27,7 @@ import numpy as np
 
 from nlu_models.data.schema import Message
 from nlu_models.diet.labels import DIETLabels
-from nlu_models.export import open_bundle
+from nlu_models.export import SELECTOR_CONFIG, SELECTOR_PREFIX, open_bundle
 from nlu_models.fallback import FILENAME as FALLBACK_FILE
 from nlu_models.fallback import (FallbackConfig, FallbackOption, apply_fallback,
                                  chosen_fallback)
@@ -43,8 +45,10 @@ class OnnxNLUInterpreter:
 
     def __init__(self, session: Any, pipeline: FeaturizerPipeline, labels: DIETLabels,
                  meta: dict[str, Any], batch_size: int = 64,
-                 fallback: FallbackConfig | None = None) -> None:
+                 fallback: FallbackConfig | None = None,
+                 selector: tuple[Any, dict[str, Any]] | None = None) -> None:
         self.session = session
+        self.selector = selector  # the response selector's (session, onnx.json), if any
         self.pipeline = pipeline
         self.labels = labels
         self.meta = meta
@@ -86,12 +90,20 @@ class OnnxNLUInterpreter:
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
             options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(bundle.path / name), options,
-                                       providers=list(providers or ["CPUExecutionProvider"]))
+        providers = list(providers or ["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(bundle.path / name), options, providers=providers)
+        selector = None
+        if bundle.has(SELECTOR_CONFIG):
+            if not bundle.has(SELECTOR_PREFIX + name):
+                raise BundleError(f"{bundle.path} has a response selector but no "
+                                  f"{SELECTOR_PREFIX + name}: export it again")
+            selector = (ort.InferenceSession(str(bundle.path / (SELECTOR_PREFIX + name)),
+                                             options, providers=providers),
+                        bundle.json(SELECTOR_PREFIX + META_FILE))
         pipeline = FeaturizerPipeline.from_dict(bundle.json("featurizers.json"))
         stored = bundle.json(FALLBACK_FILE) if bundle.has(FALLBACK_FILE) else None
         return cls(session, pipeline, DIETLabels.from_dict(bundle.json("labels.json")), meta,
-                   fallback=chosen_fallback(fallback, stored))
+                   fallback=chosen_fallback(fallback, stored), selector=selector)
 
     # ---- parsing ------------------------------------------------------------------------------
     def parse(self, text: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
@@ -106,9 +118,21 @@ class OnnxNLUInterpreter:
         results: list[dict[str, Any]] = []
         for start in range(0, len(features), self.batch_size):
             chunk = features[start:start + self.batch_size]
-            raw = self.predict(chunk)
-            results.extend(self._results(messages[start:start + len(chunk)], chunk, raw))
+            feeds = batch_inputs(chunk, self.input_names)
+            raw = self.run(feeds)
+            responses = self.select_responses(feeds)
+            results.extend(self._results(messages[start:start + len(chunk)], chunk, raw,
+                                         responses))
         return apply_fallback(results, self.fallback)
+
+    def select_responses(self, feeds: dict[str, np.ndarray]) -> np.ndarray | None:
+        """The response selector's ranked confidences ``(B, keys)``; None without one."""
+        if self.selector is None:
+            return None
+        session, meta = self.selector
+        confidences, = session.run(["intent_confidences"],
+                                   {n: feeds[n] for n in meta["inputs"]})
+        return rank_intents(confidences, int(meta["ranking_length"]))
 
     def predict(self, features: Sequence[MessageFeatures]) -> dict[str, np.ndarray]:
         """One batch through the graph and the Viterbi: ``intent_confidences (B, L)`` and per
@@ -134,7 +158,8 @@ class OnnxNLUInterpreter:
         return raw
 
     def _results(self, messages: Sequence[Message], features: Sequence[MessageFeatures],
-                 raw: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+                 raw: dict[str, np.ndarray], responses: np.ndarray | None = None
+                 ) -> list[dict[str, Any]]:
         ranked = None
         if "intent_confidences" in raw:
             ranked = rank_intents(raw["intent_confidences"], self.ranking_length)
@@ -145,7 +170,8 @@ class OnnxNLUInterpreter:
         for b, (message, feats) in enumerate(zip(messages, features)):
             out.append(self.labels.parse_result(
                 message.text, feats.tokens, None if ranked is None else ranked[b].tolist(),
-                {h: t[b] for h, t in tags.items()}, {h: c[b] for h, c in confs.items()}))
+                {h: t[b] for h, t in tags.items()}, {h: c[b] for h, c in confs.items()},
+                None if responses is None else responses[b].tolist()))
         return out
 
 

@@ -43,6 +43,11 @@ class DataSpec:
             data = bot.test_nlu if self.split == "test" else bot.nlu
             if self.split == "test" and data.is_empty():
                 raise DataError("this bot has no test NLU data (tests/*.yml)", path)
+            # the domain's retrieval responses (utter_faq/ask_name), for the response selector
+            retrieval = {k: v for k, v in bot.domain.responses.items() if "/" in k}
+            if retrieval:
+                data = data.with_examples(data.examples)
+                data.responses = {**retrieval, **data.responses}
             return data
         return load_nlu(path, format=self.format, split=self.split)
 

@@ -26,6 +26,7 @@ class EncodedExample:
     features: MessageFeatures
     intent_id: int                       # -1 when unknown
     tags: dict[str, np.ndarray]          # head → (T,) tag ids
+    response_id: int = -1                # the response selector's label; -1: not a retrieval one
 
 
 def encode_examples(messages: Sequence[Message], pipeline: FeaturizerPipeline,
@@ -37,7 +38,8 @@ def encode_examples(messages: Sequence[Message], pipeline: FeaturizerPipeline,
     for message, feats in zip(messages, features):
         tags = {head: np.asarray(labels.tag_ids(message, feats.tokens, head), dtype=np.int64)
                 for head in HEADS if labels.names(head)}
-        encoded.append(EncodedExample(message, feats, labels.intent_id(message.intent), tags))
+        encoded.append(EncodedExample(message, feats, labels.intent_id(message.retrieval_intent),
+                                      tags, labels.response_id(message)))
     return encoded
 
 
@@ -83,6 +85,7 @@ def collate(examples: Sequence[EncodedExample],
         inputs.encoder_attention_mask = sub_tokens["attention_mask"]        # (B, S)
         inputs.encoder_word_index = sub_tokens["word_index"]                # (B, S)
     inputs.intent_ids = torch.tensor([e.intent_id for e in examples], dtype=torch.long)
+    inputs.response_ids = torch.tensor([e.response_id for e in examples], dtype=torch.long)
     for head in HEADS:
         if head in examples[0].tags:
             tags = torch.zeros(batch, width, dtype=torch.long)

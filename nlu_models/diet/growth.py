@@ -40,15 +40,26 @@ def load_trained(path: str | Path) -> NLUInterpreter:
 
 
 def grow_diet(old: NLUInterpreter, model: DIETModel, pipeline: FeaturizerPipeline,
-              labels: DIETLabels) -> str:
+              labels: DIETLabels, selector: DIETModel | None = None) -> str:
     """Copy ``old``'s weights into ``model``, built for ``pipeline`` and ``labels`` (which
-    extend ``old``'s); returns what grew, e.g. ``"intents: 16 → 17 (+ask_price); ..."``.
-    Raises a ``ValueError`` naming the keys when the configs differ in more than sizes."""
+    extend ``old``'s), and those of its response selector into ``selector`` (when both have
+    one; else the new selector starts fresh); returns what grew, e.g. ``"intents: 16 → 17
+    (+ask_price); ..."``. Raises a ``ValueError`` naming the keys when the configs differ in
+    more than sizes."""
     check_same_config(old.model.config.to_dict(), model.config.to_dict(), GROWN_KEYS, "DIET")
     maps = index_maps(old, pipeline, labels)
     model.load_state_dict(grow_state_dict(old.model.state_dict(), model, maps))
+    grown = []
+    if selector is not None and old.response_selector is not None:
+        check_same_config(old.response_selector.config.to_dict(), selector.config.to_dict(),
+                          GROWN_KEYS, "response selector")
+        maps = index_maps(old, pipeline, labels, responses=True)
+        selector.load_state_dict(grow_state_dict(old.response_selector.state_dict(), selector,
+                                                 maps))
+        grown.append(describe_growth("response keys", old.labels.response_keys,
+                                     labels.response_keys))
     return "; ".join([
-        describe_growth("intents", old.labels.intents, labels.intents),
+        describe_growth("intents", old.labels.intents, labels.intents), *grown,
         *(describe_growth(HEAD_NAMES[head], old.labels.names(head), labels.names(head))
           for head in TAG_HEADS if labels.names(head)),
         describe_growth("sequence features", old.pipeline.seq_vocab_size,
@@ -57,11 +68,15 @@ def grow_diet(old: NLUInterpreter, model: DIETModel, pipeline: FeaturizerPipelin
                         pipeline.sent_vocab_size)])
 
 
-def index_maps(old: NLUInterpreter, pipeline: FeaturizerPipeline, labels: DIETLabels
-               ) -> IndexMaps:
-    """For each DIET parameter with a data-sized dimension, where the old entries go."""
+def index_maps(old: NLUInterpreter, pipeline: FeaturizerPipeline, labels: DIETLabels,
+               responses: bool = False) -> IndexMaps:
+    """For each DIET parameter with a data-sized dimension, where the old entries go (of the
+    response selector, whose labels are the response keys, with ``responses``)."""
     seq, sent = (torch.from_numpy(columns) for columns in pipeline.column_maps(old.pipeline))
-    intents = positions_of(old.labels.intents, labels.intents, "intents")
+    if responses:
+        intents = positions_of(old.labels.response_keys, labels.response_keys, "response keys")
+    else:
+        intents = positions_of(old.labels.intents, labels.intents, "intents")
     tags = {head: positions_of(old.labels.tags(head), labels.tags(head), f"{head} tags")
             for head in TAG_HEADS}
     maps: dict[str, dict[int, Tensor]] = {
@@ -77,7 +92,7 @@ def index_maps(old: NLUInterpreter, pipeline: FeaturizerPipeline, labels: DIETLa
         maps[f"tag_logits.{head}.weight"] = {0: tags[head]}    # (tags, hidden)
         maps[f"tag_logits.{head}.bias"] = {0: tags[head]}
         maps[f"crfs.{head}.transitions"] = {0: tags[head], 1: tags[head]}
-    old_state = old.model.state_dict()
+    old_state = (old.response_selector if responses else old.model).state_dict()
     return {name: dims for name, dims in maps.items() if name in old_state}
 
 

@@ -2,6 +2,10 @@
 group heads — and the decoding of predicted tags back into Rasa-style entities.
 
 Everything here is plain JSON (``labels.json`` in an export), so a bundle needs no pickle.
+Retrieval intents follow Rasa: the intent classifier learns the collapsed intent (``faq`` for
+an example of ``faq/ask_name``), and the response selector's labels are the full
+``intent_response_key``\ s (``response_keys``), with the responses to return for each
+(``responses``: ``utter_faq/ask_name`` → its variations).
 Tag ids follow Rasa: ``O`` is 0, then for each name in order ``B-x, I-x, L-x, U-x`` (BILOU)
 or ``B-x, I-x`` (BIO). Names are sorted when fitted on data; a label set extended for
 fine-tuning (:meth:`DIETLabels.extended`) keeps the old names first, so old ids stay valid.
@@ -11,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from nlu_models.data.schema import EntitySpan, Message, NLUData
+from nlu_models.data.schema import RESPONSE_KEY_SEPARATOR, EntitySpan, Message, NLUData
 from nlu_models.tokenize import NO_ENTITY_TAG, Token, aligned_spans, parse_tag, tag_runs, tags_for
 
 HEADS = ("entity", "role", "group")
@@ -26,17 +30,23 @@ class DIETLabels:
     groups: list[str] = field(default_factory=list)
     scheme: str = "BILOU"
     synonyms: dict[str, str] = field(default_factory=dict)   # lower-cased variant → canonical
+    response_keys: list[str] = field(default_factory=list)   # faq/ask_name, ...: the selector's
+    responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # utter_faq/... →
 
     @classmethod
     def from_data(cls, nlu: NLUData, scheme: str = "BILOU") -> "DIETLabels":
         spans = [s for m in nlu.examples for s in m.entities]
+        keys = sorted({m.intent for m in nlu.examples if m.response_key is not None})
         return cls(
-            intents=sorted({m.intent for m in nlu.examples if m.intent is not None}),
+            intents=sorted({m.retrieval_intent for m in nlu.examples if m.intent is not None}),
             entities=sorted({s.entity for s in spans}),
             roles=sorted({s.role for s in spans if s.role is not None}),
             groups=sorted({s.group for s in spans if s.group is not None}),
             scheme=scheme,
             synonyms=nlu.entity_synonyms(),
+            response_keys=keys,
+            responses={f"utter_{k}": nlu.responses[f"utter_{k}"] for k in keys
+                       if f"utter_{k}" in nlu.responses},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,7 +66,9 @@ class DIETLabels:
                           entities=_appended(self.entities, other.entities),
                           roles=_appended(self.roles, other.roles),
                           groups=_appended(self.groups, other.groups),
-                          scheme=self.scheme, synonyms={**self.synonyms, **other.synonyms})
+                          scheme=self.scheme, synonyms={**self.synonyms, **other.synonyms},
+                          response_keys=_appended(self.response_keys, other.response_keys),
+                          responses={**self.responses, **other.responses})
 
     # ---- vocabularies ------------------------------------------------------------------------
     def names(self, head: str) -> list[str]:
@@ -74,10 +86,12 @@ class DIETLabels:
 
     def intent_id(self, intent: str | None) -> int:
         """Index of ``intent``; -1 for no intent or one unseen in training."""
-        try:
-            return self.intents.index(intent) if intent is not None else -1
-        except ValueError:
-            return -1
+        return _index(self.intents, intent)
+
+    def response_id(self, message: Message) -> int:
+        """Index of the message's ``intent_response_key`` (``faq/ask_name``) among
+        ``response_keys``; -1 for an ordinary intent or an unseen key."""
+        return _index(self.response_keys, message.intent) if message.response_key else -1
 
     # ---- encoding --------------------------------------------------------------------------
     def tag_strings(self, message: Message, tokens: Sequence[Token], head: str) -> list[str]:
@@ -93,18 +107,39 @@ class DIETLabels:
     # ---- decoding --------------------------------------------------------------------------
     def parse_result(self, text: str, tokens: Sequence[Token],
                      intent_confidences: Sequence[float] | None,
-                     tags: dict[str, list[int]], confidences: dict[str, list[float]]
-                     ) -> dict[str, Any]:
+                     tags: dict[str, list[int]], confidences: dict[str, list[float]],
+                     response_confidences: Sequence[float] | None = None) -> dict[str, Any]:
         """Rasa's parse dict for one message from the model's outputs (as plain lists):
-        ``intent`` and ``intent_ranking`` (highest first, zeros dropped) and ``entities``."""
+        ``intent`` and ``intent_ranking`` (highest first, zeros dropped) and ``entities``; with
+        the response selector's confidences also ``response_selector``."""
         result: dict[str, Any] = {"text": text, "intent": None, "intent_ranking": []}
         if intent_confidences is not None:
-            order = sorted(range(len(intent_confidences)), key=lambda i: -intent_confidences[i])
-            ranking = [{"name": self.intents[i], "confidence": float(intent_confidences[i])}
-                       for i in order if intent_confidences[i] > 0]
+            ranking = _ranking(intent_confidences, self.intents, "name")
             result["intent"], result["intent_ranking"] = ranking[0], ranking
         result["entities"] = self.decode_entities(text, tokens, tags, confidences)
+        if response_confidences is not None:
+            result["response_selector"] = self.response_selection(response_confidences)
         return result
+
+    @property
+    def retrieval_intents(self) -> list[str]:
+        return list(dict.fromkeys(k.split(RESPONSE_KEY_SEPARATOR, 1)[0]
+                                  for k in self.response_keys))
+
+    def response_selection(self, confidences: Sequence[float]) -> dict[str, Any]:
+        """Rasa's ``response_selector`` entry from the selector's confidences over
+        ``response_keys`` (ranked, zeros dropped): the best key, its ``utter_action`` and the
+        responses stored for it (None when the training data had none; the domain's are used
+        then). One selector over all retrieval intents, so it answers under ``default``."""
+        ranking = _ranking(confidences, self.response_keys, "intent_response_key")
+        best = ranking[0]
+        action = f"utter_{best['intent_response_key']}"
+        return {"all_retrieval_intents": self.retrieval_intents,
+                "default": {"response": {"responses": self.responses.get(action),
+                                         "confidence": best["confidence"],
+                                         "intent_response_key": best["intent_response_key"],
+                                         "utter_action": action},
+                            "ranking": ranking}}
 
     def decode_entities(self, text: str, tokens: Sequence[Token],
                         tag_ids: dict[str, Sequence[int]],
@@ -148,6 +183,20 @@ class DIETLabels:
             if name is not None and (best is None or conf > best[1]):
                 best = (name, conf)
         return best
+
+
+def _ranking(confidences: Sequence[float], names: Sequence[str], key: str
+             ) -> list[dict[str, Any]]:
+    order = sorted(range(len(confidences)), key=lambda i: -confidences[i])
+    return [{key: names[i], "confidence": float(confidences[i])}
+            for i in order if confidences[i] > 0]
+
+
+def _index(names: list[str], name: str | None) -> int:
+    try:
+        return names.index(name) if name is not None else -1
+    except ValueError:
+        return -1
 
 
 def _appended(old: list[str], new: list[str]) -> list[str]:

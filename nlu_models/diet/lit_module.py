@@ -4,7 +4,9 @@ regularisation, metrics and logging, and checkpoints that carry everything neede
 
 Metrics are named ``split/name``: ``train/loss``, ``train/intent_acc``, ``val/intent_acc``,
 ``val/entity_f1`` (exact-span micro F1, seqeval strict with the training tag scheme) and
-``val/score`` (their mean; what checkpointing and early stopping watch by default).
+``val/score`` (their mean; what checkpointing and early stopping watch by default). With
+retrieval intents a response selector trains beside DIET (:mod:`nlu_models.diet.response_selector`)
+and adds ``train/response_loss``, ``train/response_acc`` and ``val/response_acc`` (in the score).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from seqeval.scheme import BILOU, IOB2
 
 from nlu_models.diet.labels import DIETLabels
 from nlu_models.diet.model import DIETConfig, DIETInputs, DIETModel
+from nlu_models.diet.response_selector import selector_config, selector_inputs
 from nlu_models.fallback import FallbackConfig
 from nlu_models.featurize import FeaturizerPipeline
 from nlu_models.inference import CHECKPOINT_FEATURIZERS_KEY, NLUInterpreter
@@ -33,13 +36,16 @@ class DIETLitModule(L.LightningModule):
     """``encoder_learning_rate`` is the Adam learning rate of a fine-tuned encoder
     (``finetune_encoder``): small, as ``learning_rate`` would wreck its pretrained weights.
     ``fallback`` (Rasa's ``FallbackClassifier`` options, :mod:`nlu_models.fallback`) is not
-    trained: the checkpoint carries it so that the interpreters and bundles apply it."""
+    trained: the checkpoint carries it so that the interpreters and bundles apply it.
+    ``response_selector`` is the selector's full :class:`DIETConfig` (as a dict) when the labels
+    have retrieval response keys; :meth:`for_data` builds it."""
 
     def __init__(self, config: dict[str, Any], labels: dict[str, Any],
                  learning_rate: float = 1e-3, regularization_constant: float = 0.002,
                  l2_mode: str = "rasa", pipeline: FeaturizerPipeline | None = None,
                  encoder_learning_rate: float = 2e-5,
-                 fallback: dict[str, float] | None = None) -> None:
+                 fallback: dict[str, float] | None = None,
+                 response_selector: dict[str, Any] | None = None) -> None:
         super().__init__()
         check_l2_mode(l2_mode)
         if fallback is not None:  # validated, stored as a plain dict
@@ -47,18 +53,24 @@ class DIETLitModule(L.LightningModule):
         self.save_hyperparameters(ignore=["pipeline"])
         self.model = DIETModel(DIETConfig.from_dict(dict(config)))
         self.labels = DIETLabels.from_dict(dict(labels))
+        self.response_selector = None
+        if response_selector is not None:
+            self.response_selector = DIETModel(DIETConfig.from_dict(dict(response_selector)))
         self.pipeline = pipeline
         self.fallback = FallbackConfig.from_dict(fallback) if fallback is not None else None
-        self._eval_outputs: list[tuple[int, int, list, list]] = []
+        self._eval_outputs: list[tuple[int, int, list, list, int, int]] = []
 
     @classmethod
     def for_data(cls, datamodule, model: dict[str, Any] | None = None,
+                 response_selector: dict[str, Any] | bool | None = None,
                  **training: Any) -> "DIETLitModule":
         """A module sized for a prepared :class:`NLUDataModule` (fitted featurizers + labels).
         A model that fine-tunes its encoder (``finetune_encoder``) takes it from the pipeline's
         dense featurizer, and needs a data module built with ``finetune_encoder=True``.
         A ``FallbackClassifier`` entry in the data module's pipeline spec becomes ``fallback``
-        (unless ``training`` sets it)."""
+        (unless ``training`` sets it). Training data with retrieval intents gets a response
+        selector: Rasa's ResponseSelector defaults updated by ``response_selector`` (a dict of
+        :class:`DIETConfig` keys); ``False`` trains none."""
         datamodule.prepare()
         pipeline, labels = datamodule.pipeline, datamodule.labels
         config = dict(model or {})
@@ -82,23 +94,44 @@ class DIETLitModule(L.LightningModule):
         if training.get("fallback") is None:
             listed = FallbackConfig.from_pipeline(datamodule.featurizer_spec)
             training["fallback"] = listed.to_dict() if listed is not None else None
-        return cls(config=config, labels=labels.to_dict(), pipeline=pipeline, **training)
+        selector = None
+        if labels.response_keys and response_selector is not False:
+            overrides = response_selector if isinstance(response_selector, dict) else None
+            selector = selector_config(DIETConfig.from_dict(config), len(labels.response_keys),
+                                       overrides).to_dict()
+        return cls(config=config, labels=labels.to_dict(), pipeline=pipeline,
+                   response_selector=selector, **training)
 
     def interpreter(self) -> NLUInterpreter:
         if self.pipeline is None:
             raise ValueError("no fitted featurizers attached to this module")
-        return NLUInterpreter(self.model, self.pipeline, self.labels, fallback=self.fallback)
+        return NLUInterpreter(self.model, self.pipeline, self.labels, fallback=self.fallback,
+                              response_selector=self.response_selector)
 
     # ---- training ------------------------------------------------------------------------------
     def training_step(self, batch: DIETInputs, batch_idx: int) -> torch.Tensor:
         output = self.model(batch)
+        losses, metrics = dict(output.losses), dict(output.metrics)
+        loss = output.loss
+        if self._has_responses(batch):  # the selector learns from the retrieval examples
+            selected = self.response_selector(selector_inputs(self.model, batch, labelled=True))
+            loss = loss + selected.loss
+            losses["response"] = selected.loss
+            metrics["response_acc"] = selected.metrics["intent_acc"]
         size = batch.mask.shape[0]
-        self.log("train/loss", output.loss, prog_bar=True, batch_size=size)
-        for name, value in output.losses.items():
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        for name, value in losses.items():
             self.log(f"train/{name}_loss", value, batch_size=size)
-        for name, value in output.metrics.items():
+        for name, value in metrics.items():
             self.log(f"train/{name}", value, prog_bar=name == "intent_acc", batch_size=size)
-        return output.loss
+        return loss
+
+    def _has_responses(self, batch: DIETInputs) -> bool:
+        return (self.response_selector is not None and batch.response_ids is not None
+                and bool((batch.response_ids >= 0).any()))
+
+    def models(self) -> list[DIETModel]:
+        return [self.model] + ([self.response_selector] if self.response_selector else [])
 
     def on_train_batch_end(self, outputs: Any, batch: DIETInputs, batch_idx: int) -> None:
         if batch_idx % TRIM_EVERY_N_BATCHES == TRIM_EVERY_N_BATCHES - 1:
@@ -110,8 +143,8 @@ class DIETLitModule(L.LightningModule):
     def on_after_backward(self) -> None:
         """Rasa's L2: gradient 2·c·w of ``c·Σw²`` on the kernels. In ``rasa`` mode it is added
         only where the prediction-loss gradient is positive (RasaModel.train_step's quirk)."""
-        add_l2_gradient(self.model.regularized_parameters(),
-                         self.hparams.regularization_constant, self.hparams.l2_mode)
+        add_l2_gradient([p for m in self.models() for p in m.regularized_parameters()],
+                        self.hparams.regularization_constant, self.hparams.l2_mode)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         encoder = self.model.encoder_parameters()
@@ -136,20 +169,21 @@ class DIETLitModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_eval("test")
 
-    def _score_batch(self, batch: DIETInputs) -> tuple[int, int, list, list]:
+    def _score_batch(self, batch: DIETInputs) -> tuple[int, int, list, list, int, int]:
         prediction = self.model.predict(batch)
-        correct = total = 0
-        if prediction.intent_confidences is not None:
-            predicted = prediction.intent_confidences.argmax(dim=-1)
-            correct = int((predicted == batch.intent_ids).sum())
-            total = int(batch.intent_ids.numel())
+        correct, total = _hits(prediction.intent_confidences, batch.intent_ids)
+        response_correct = response_total = 0
+        if self._has_responses(batch):
+            selected = self.response_selector.predict(selector_inputs(self.model, batch))
+            response_correct, response_total = _hits(selected.intent_confidences,
+                                                     batch.response_ids)
         gold_tags, pred_tags = [], []
         if "entity" in prediction.tags and batch.entity_tags is not None:
             names = self.labels.tags("entity")
             for b, n in enumerate(batch.lengths.tolist()):
                 gold_tags.append([names[i] for i in batch.entity_tags[b, :n].tolist()])
                 pred_tags.append([names[i] for i in prediction.tags["entity"][b, :n].tolist()])
-        return correct, total, gold_tags, pred_tags
+        return correct, total, gold_tags, pred_tags, response_correct, response_total
 
     def _log_eval(self, split: str) -> None:
         outputs, self._eval_outputs = self._eval_outputs, []
@@ -168,6 +202,11 @@ class DIETLitModule(L.LightningModule):
             entity_f1 = f1_score(gold, pred, mode="strict", scheme=scheme, zero_division=0)
             self.log(f"{split}/entity_f1", float(entity_f1), prog_bar=True)
             scores.append(float(entity_f1))
+        responses = sum(o[5] for o in outputs)
+        if responses:
+            accuracy = sum(o[4] for o in outputs) / responses
+            self.log(f"{split}/response_acc", accuracy)
+            scores.append(accuracy)
         self.log(f"{split}/score", sum(scores) / len(scores) if scores else 0.0)
 
     # ---- checkpoints ---------------------------------------------------------------------------
@@ -178,6 +217,15 @@ class DIETLitModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if CHECKPOINT_FEATURIZERS_KEY in checkpoint:
             self.pipeline = FeaturizerPipeline.from_dict(checkpoint[CHECKPOINT_FEATURIZERS_KEY])
+
+
+def _hits(confidences: torch.Tensor | None, gold: torch.Tensor | None) -> tuple[int, int]:
+    """Correct and scored rows (those with a gold label, id ≥ 0)."""
+    if confidences is None or gold is None:
+        return 0, 0
+    known = gold >= 0
+    predicted = confidences.argmax(dim=-1)
+    return int((predicted == gold)[known].sum()), int(known.sum())
 
 
 _LIBC = None

@@ -140,7 +140,8 @@ class DIETInputs:
     encoder_input_ids: Tensor | None = None       # (B, S) long: sub-tokens, for finetune_encoder
     encoder_attention_mask: Tensor | None = None  # (B, S) long
     encoder_word_index: Tensor | None = None      # (B, S) long: each sub-token's word (-1: none)
-    intent_ids: Tensor | None = None       # (B,) long
+    intent_ids: Tensor | None = None       # (B,) long; -1: no intent (left out of the loss)
+    response_ids: Tensor | None = None     # (B,) long: response-selector labels, -1: none
     entity_tags: Tensor | None = None      # (B, T) long
     role_tags: Tensor | None = None        # (B, T) long
     group_tags: Tensor | None = None       # (B, T) long
@@ -335,12 +336,14 @@ class DIETModel(nn.Module):
         hidden, lengths = encoded["hidden"], x.lengths
         losses: dict[str, Tensor] = {}
         metrics: dict[str, Tensor] = {}
-        if c.intent_classification and x.intent_ids is not None:
-            text = self.sentence_embedding(hidden, lengths)
+        known = x.intent_ids >= 0 if x.intent_ids is not None else None
+        if c.intent_classification and known is not None and known.any():
+            text = self.sentence_embedding(hidden[known], lengths[known])
             labels = self.label_embeddings()
             ids = torch.arange(labels.shape[0], device=labels.device)
+            intent_ids = x.intent_ids[known]
             losses["intent"], metrics["intent_acc"] = self.intent_loss(
-                text, labels[x.intent_ids], x.intent_ids, labels, ids)
+                text, labels[intent_ids], intent_ids, labels, ids)
         for head in self.active_heads:
             gold = x.tags(head)
             if gold is None:

@@ -2,6 +2,12 @@
 
 :func:`label_report` is the sklearn report with Rasa's ``confused_with`` field; it serves the
 intents here and the token labels of :func:`nlu_models.evaluation.entities.entity_token_report`.
+:func:`pairs_report` and :func:`pairs_errors` serve every single-label prediction scored as
+``(message, gold, predicted, confidence)`` pairs: intents here, response keys in
+:mod:`nlu_models.evaluation.responses`.
+
+Intents are scored on the *collapsed* retrieval intent: a gold ``faq/ask_name`` counts as
+``faq``, the intent DIET predicts for it (as in Rasa); the response key is the selector's.
 """
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ from nlu_models.data.schema import Message
 
 NO_PREDICTION = ""  # what Rasa substitutes for a missing intent prediction
 AVERAGES = ("micro avg", "macro avg", "weighted avg")
+
+# (message, gold label, predicted label, confidence of the prediction)
+LabelPair = tuple[Message, str, str, float]
 
 
 def check_aligned(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]]) -> None:
@@ -30,10 +39,11 @@ def predicted_intent(pred: Mapping[str, Any]) -> tuple[str, float]:
 
 
 def intent_pairs(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]]
-                 ) -> list[tuple[Message, str, str, float]]:
-    """``(message, gold intent, predicted intent, confidence)`` for messages with a gold intent."""
+                 ) -> list[LabelPair]:
+    """``(message, gold intent, predicted intent, confidence)`` for messages with a gold intent;
+    the gold intent of ``faq/ask_name`` is its retrieval intent ``faq``."""
     check_aligned(gold, preds)
-    return [(message, message.intent, *predicted_intent(pred))
+    return [(message, message.retrieval_intent, *predicted_intent(pred))
             for message, pred in zip(gold, preds) if message.intent is not None]
 
 
@@ -82,23 +92,35 @@ def label_report(gold_labels: Sequence[str], pred_labels: Sequence[str],
     return report
 
 
-def intent_report(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Rasa's ``intent_report.json``; ``{}`` when no message has a gold intent."""
-    pairs = intent_pairs(gold, preds)
+def pairs_report(pairs: Sequence[LabelPair]) -> dict[str, Any]:
+    """:func:`label_report` of single-label predictions, without ``micro avg`` (it equals
+    ``accuracy`` there); ``{}`` when there are no pairs."""
     if not pairs:
         return {}
     report = label_report([g for _, g, _, _ in pairs], [p for _, _, p, _ in pairs])
-    report.pop("micro avg", None)  # equals accuracy for single-label intents
+    report.pop("micro avg", None)
     return report
+
+
+def pairs_errors(pairs: Sequence[LabelPair], gold_field: str, prediction_field: str
+                 ) -> list[dict[str, Any]]:
+    """Rasa's error entries ``{"text", gold_field: gold, prediction_field: {"name",
+    "confidence"}}`` of the wrong predictions, most confident mistakes first."""
+    errors = [{"text": message.text, gold_field: g,
+               prediction_field: {"name": p, "confidence": confidence}}
+              for message, g, p, confidence in pairs if p != g]
+    return sorted(errors, key=lambda e: -e[prediction_field]["confidence"])
+
+
+def intent_report(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Rasa's ``intent_report.json``; ``{}`` when no message has a gold intent."""
+    return pairs_report(intent_pairs(gold, preds))
 
 
 def intent_errors(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]]
                   ) -> list[dict[str, Any]]:
     """Rasa's ``intent_errors.json`` entries, most confident mistakes first."""
-    errors = [{"text": message.text, "intent": g,
-               "intent_prediction": {"name": p, "confidence": confidence}}
-              for message, g, p, confidence in intent_pairs(gold, preds) if p != g]
-    return sorted(errors, key=lambda e: -e["intent_prediction"]["confidence"])
+    return pairs_errors(intent_pairs(gold, preds), "intent", "intent_prediction")
 
 
 def _plain_row(row: Any) -> Any:

@@ -29,9 +29,10 @@ def out_of_scope_metrics(gold: Sequence[Message], preds: Sequence[Mapping[str, A
                          out_of_scope_intent: str, with_fallback: bool = False
                          ) -> dict[str, float]:
     """The metrics above (``with_fallback``: also the two fallback ones); ``{}`` when no gold
-    message has ``out_of_scope_intent``. Messages without a gold intent are left out."""
+    message has ``out_of_scope_intent``. Messages without a gold intent are left out; a
+    retrieval intent (``faq/ask_name``) is scored as the intent DIET predicts (``faq``)."""
     check_aligned(gold, preds)
-    rows = [(m.intent == out_of_scope_intent, m.intent, p, undo_fallback(p))
+    rows = [(m.retrieval_intent == out_of_scope_intent, m.retrieval_intent, p, undo_fallback(p))
             for m, p in zip(gold, preds) if m.intent is not None]
     oos = [r for r in rows if r[0]]
     if not oos:

@@ -94,6 +94,20 @@ def plot_confidence_histogram(hit_confidences: Sequence[float],
     return _save(fig, path)
 
 
+def plot_label_predictions(gold_labels: Sequence[str], pred_labels: Sequence[str],
+                           confidences: Sequence[float], matrix_path: str | Path,
+                           histogram_path: str | Path, what: str) -> tuple[Path, Path]:
+    """The two figures ``rasa test nlu`` draws for a single-label prediction (``what``:
+    ``"Intent"``, ``"Response selection"``): its confusion matrix and its confidence histogram,
+    hits against misses."""
+    hits = [c for g, p, c in zip(gold_labels, pred_labels, confidences) if g == p]
+    misses = [c for g, p, c in zip(gold_labels, pred_labels, confidences) if g != p]
+    return (plot_confusion_matrix(gold_labels, pred_labels, matrix_path,
+                                  title=f"{what} confusion matrix"),
+            plot_confidence_histogram(hits, misses, histogram_path,
+                                      title=f"{what} prediction confidence distribution"))
+
+
 def plot_reliability_diagram(bins: Sequence[CalibrationBin], path: str | Path,
                              title: str = "Reliability diagram") -> Path:
     """Save the reliability diagram of :func:`~nlu_models.evaluation.calibration.

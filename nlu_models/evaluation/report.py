@@ -9,13 +9,17 @@
     intent_confusion_matrix.png  intent_histogram.png   (with intents and ``plots``)
     intent_reliability_diagram.png  accuracy against confidence in 10 bins (ditto)
     entity_confusion_matrix.png  token labels, as Rasa's DIETClassifier one (with entities)
+    response_selection_report.json  response_selection_errors.json   (with retrieval intents
+    response_selection_confusion_matrix.png  response_selection_histogram.png   and a selector)
     report.md                    the human summary
 
 Intents are scored on the model's own predictions: a ``nlu_fallback`` from Rasa's
 ``FallbackClassifier`` is undone first, as ``rasa test nlu`` does. The fallback shows in
 ``fallback_rate`` and in the out-of-scope metrics (:mod:`nlu_models.evaluation.out_of_scope`);
 calibration (``intent_ece``, ``intent_mce``) is that of the top intent confidence
-(:mod:`nlu_models.evaluation.calibration`).
+(:mod:`nlu_models.evaluation.calibration`). A retrieval intent ``faq/ask_name`` is scored as
+``faq`` among the intents and as ``faq/ask_name`` by the response selection
+(:mod:`nlu_models.evaluation.responses`), when the predictions come from a model with one.
 """
 from __future__ import annotations
 
@@ -30,11 +34,13 @@ from nlu_models.evaluation.calibration import (N_BINS, CalibrationBin, calibrati
 from nlu_models.evaluation.entities import (entity_errors, entity_span_report,
                                             entity_token_report, lenient_entity_scores,
                                             predicted_spans, token_labels)
-from nlu_models.evaluation.intents import (check_aligned, intent_errors, intent_pairs,
-                                           intent_report)
+from nlu_models.evaluation.intents import (LabelPair, check_aligned, intent_errors,
+                                           intent_pairs, intent_report)
 from nlu_models.evaluation.out_of_scope import out_of_scope_metrics
-from nlu_models.evaluation.plots import (plot_confidence_histogram, plot_confusion_matrix,
+from nlu_models.evaluation.plots import (plot_confusion_matrix, plot_label_predictions,
                                          plot_reliability_diagram)
+from nlu_models.evaluation.responses import (response_pairs, response_selection_errors,
+                                             response_selection_report, scores_responses)
 from nlu_models.fallback import FallbackConfig, is_fallback, undo_fallback
 from nlu_models.tokenize import WhitespaceTokenizer
 
@@ -42,6 +48,10 @@ INTENT_MATRIX = "intent_confusion_matrix.png"
 INTENT_HISTOGRAM = "intent_histogram.png"
 INTENT_RELIABILITY = "intent_reliability_diagram.png"
 ENTITY_MATRIX = "entity_confusion_matrix.png"
+RESPONSE_REPORT = "response_selection_report.json"
+RESPONSE_ERRORS = "response_selection_errors.json"
+RESPONSE_MATRIX = "response_selection_confusion_matrix.png"
+RESPONSE_HISTOGRAM = "response_selection_histogram.png"
 
 
 def evaluate_nlu(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
@@ -60,7 +70,9 @@ def evaluate_nlu(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
     ``intent_ece``/``intent_mce``; ``fallback_rate`` when a fallback is given or occurs; the
     ``oos_*``/``in_scope_*`` keys when a gold message has ``out_of_scope_intent``), the entity
     keys when any gold or predicted entity exists (``role_f1`` / ``group_f1`` only when roles
-    / groups occur, ``entity_lenient_f1`` only with ``lenient``).
+    / groups occur, ``entity_lenient_f1`` only with ``lenient``), the ``response_*`` keys and
+    ``num_response_examples`` when some gold message has a retrieval intent and some
+    prediction a ``response_selector`` (without any selector: a warning, no response keys).
     """
     check_aligned(gold, preds)
     out = Path(out_dir)
@@ -92,15 +104,25 @@ def evaluate_nlu(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
                 report = entities[key]
                 summary[name] = report.get("micro avg", report)["f1-score"]
 
+    responses = response_selection_report(gold, preds) if scores_responses(gold, preds) else {}
+    if responses:
+        summary.update(_label_scores("response", responses))
+        summary["num_response_examples"] = len(response_pairs(gold, preds))
+
     errors = {"intent_errors": intent_errors(gold, preds),
               "entity_errors": entity_errors(gold, preds)}
-    images = _plot(gold, preds, out, bins, bool(entities)) if plots else []
-    for name, content in (("summary.json", summary), ("intent_report.json", intents),
-                          ("entity_report.json", entities), ("errors.json", errors)):
+    files = {"summary.json": summary, "intent_report.json": intents,
+             "entity_report.json": entities, "errors.json": errors}
+    if responses:
+        files |= {RESPONSE_REPORT: responses,
+                  RESPONSE_ERRORS: response_selection_errors(gold, preds)}
+    images = _plot(gold, preds, out, bins, bool(entities), bool(responses)) if plots else []
+    for name, content in files.items():
         (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False, default=str)
                                 + "\n", encoding="utf-8")
-    (out / "report.md").write_text(_markdown(summary, intents, entities, errors, images),
-                                   encoding="utf-8")
+    sections = _response_markdown(responses, files[RESPONSE_ERRORS]) if responses else []
+    (out / "report.md").write_text(_markdown(summary, intents, entities, errors, images,
+                                             sections), encoding="utf-8")
     return summary
 
 
@@ -139,9 +161,7 @@ def _intent_summary(summary: dict[str, Any], intents: Mapping[str, Any],
                     with_fallback: bool) -> list[CalibrationBin]:
     """Add the intent keys to ``summary`` (``served``: the results with the fallback,
     ``preds``: the model's own); returns the reliability bins."""
-    summary["intent_accuracy"] = intents["accuracy"]
-    summary["intent_macro_f1"] = intents["macro avg"]["f1-score"]
-    summary["intent_weighted_f1"] = intents["weighted avg"]["f1-score"]
+    summary.update(_label_scores("intent", intents))
     pairs = intent_pairs(gold, preds)
     bins = calibration_bins([c for *_, c in pairs], [g == p for _, g, p, _ in pairs])
     summary["intent_ece"], summary["intent_mce"] = calibration_errors(bins)
@@ -151,6 +171,13 @@ def _intent_summary(summary: dict[str, Any], intents: Mapping[str, Any],
     if out_of_scope_intent:
         summary.update(out_of_scope_metrics(gold, served, out_of_scope_intent, with_fallback))
     return bins
+
+
+def _label_scores(prefix: str, report: Mapping[str, Any]) -> dict[str, float]:
+    """``<prefix>_accuracy``, ``<prefix>_macro_f1``, ``<prefix>_weighted_f1`` of a report."""
+    return {f"{prefix}_accuracy": report["accuracy"],
+            f"{prefix}_macro_f1": report["macro avg"]["f1-score"],
+            f"{prefix}_weighted_f1": report["weighted avg"]["f1-score"]}
 
 
 def _entity_reports(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
@@ -171,20 +198,15 @@ def _entity_reports(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
 
 
 def _plot(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]], out: Path,
-          bins: Sequence[CalibrationBin], entities: bool) -> list[tuple[str, str]]:
+          bins: Sequence[CalibrationBin], entities: bool, responses: bool
+          ) -> list[tuple[str, str]]:
     images = []
     if bins:
-        pairs = intent_pairs(gold, preds)
-        plot_confusion_matrix([g for _, g, _, _ in pairs], [p for _, _, p, _ in pairs],
-                              out / INTENT_MATRIX, title="Intent confusion matrix")
-        plot_confidence_histogram([c for _, g, p, c in pairs if g == p],
-                                  [c for _, g, p, c in pairs if g != p], out / INTENT_HISTOGRAM,
-                                  title="Intent prediction confidence distribution")
+        images += _plot_pairs(intent_pairs(gold, preds), out, "Intent", INTENT_MATRIX,
+                              INTENT_HISTOGRAM)
         plot_reliability_diagram(bins, out / INTENT_RELIABILITY,
                                  title="Intent reliability diagram (top confidence)")
-        images += [("Intent confusion matrix", INTENT_MATRIX),
-                   ("Intent confidence histogram", INTENT_HISTOGRAM),
-                   ("Intent reliability diagram", INTENT_RELIABILITY)]
+        images.append(("Intent reliability diagram", INTENT_RELIABILITY))
     if entities:
         tokenizer = WhitespaceTokenizer()
         y_true, y_pred = [], []
@@ -195,12 +217,22 @@ def _plot(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]], out: Path
         plot_confusion_matrix(y_true, y_pred, out / ENTITY_MATRIX,
                               title="Entity confusion matrix (token labels)")
         images.append(("Entity confusion matrix (token labels)", ENTITY_MATRIX))
+    if responses:
+        images += _plot_pairs(response_pairs(gold, preds), out, "Response selection",
+                              RESPONSE_MATRIX, RESPONSE_HISTOGRAM)
     return images
+
+
+def _plot_pairs(pairs: Sequence[LabelPair], out: Path, what: str, matrix: str,
+                histogram: str) -> list[tuple[str, str]]:
+    plot_label_predictions([g for _, g, _, _ in pairs], [p for _, _, p, _ in pairs],
+                           [c for *_, c in pairs], out / matrix, out / histogram, what)
+    return [(f"{what} confusion matrix", matrix), (f"{what} confidence histogram", histogram)]
 
 
 def _markdown(summary: Mapping[str, Any], intents: Mapping[str, Any],
               entities: Mapping[str, Any], errors: Mapping[str, list],
-              images: Sequence[tuple[str, str]]) -> str:
+              images: Sequence[tuple[str, str]], sections: Sequence[str] = ()) -> str:
     title = " / ".join(str(summary[k]) for k in ("task", "dataset", "split") if k in summary)
     metrics = {k: v for k, v in summary.items() if _is_metric(k, v)}
     facts = {k: v for k, v in summary.items() if k not in metrics}
@@ -212,21 +244,12 @@ def _markdown(summary: Mapping[str, Any], intents: Mapping[str, Any],
               "`entity_token_f1` is Rasa's token-level micro F1 (`rasa test nlu`)."]
     lines += _calibration_notes(summary)
     if intents:
-        lines += ["", "## Worst intents (by F1)", "",
-                  "| intent | precision | recall | F1 | support | confused with |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        for name, row in _worst(intents, 10):
-            confused = ", ".join(f"{k} ({v})" for k, v in row.get("confused_with", {}).items())
-            lines.append(f"| {name} | {_pct(row['precision'])} | {_pct(row['recall'])} | "
-                         f"{_pct(row['f1-score'])} | {row['support']} | {confused or '-'} |")
+        lines += ["", "## Worst intents (by F1)", ""] + _worst_table(intents, "intent")
     if entities:
-        lines += ["", "## Worst entity types (exact span, by F1)", "",
-                  "| entity | precision | recall | F1 | support |",
-                  "| --- | --- | --- | --- | --- |"]
-        for name, row in _worst(entities["exact_span"], 10):
-            lines.append(f"| {name} | {_pct(row['precision'])} | {_pct(row['recall'])} | "
-                         f"{_pct(row['f1-score'])} | {row['support']} |")
+        lines += ["", "## Worst entity types (exact span, by F1)", ""]
+        lines += _worst_table(entities["exact_span"], "entity", confused=False)
     lines += _error_examples(errors)
+    lines += sections
     if images:
         lines += ["", "## Plots", ""] + [f"![{alt}]({file})" for alt, file in images]
     return "\n".join(lines) + "\n"
@@ -249,16 +272,49 @@ def _calibration_notes(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _response_markdown(report: Mapping[str, Any], errors: Sequence[Mapping[str, Any]],
+                       n: int = 5) -> list[str]:
+    lines = ["", "## Response selection", "",
+             f"{report['weighted avg']['support']} messages of retrieval intents, scored on their "
+             f"`intent_response_key` (`{RESPONSE_REPORT}`): accuracy "
+             f"{_pct(report['accuracy'])} %, macro F1 {_pct(report['macro avg']['f1-score'])} %; "
+             f"{len(errors)} errors (`{RESPONSE_ERRORS}`).", ""]
+    lines += _worst_table(report, "response key")
+    if errors:
+        lines += ["", "Most confident response-selection errors:", ""]
+        lines += [_error_line(e, "intent_response_key_target", "intent_response_key_prediction")
+                  for e in errors[:n]]
+    return lines
+
+
+def _worst_table(report: Mapping[str, Any], label: str, confused: bool = True,
+                 n: int = 10) -> list[str]:
+    columns = [label, "precision", "recall", "F1", "support"] + (["confused with"] if confused else [])
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for name, row in _worst(report, n):
+        cells = [name, _pct(row["precision"]), _pct(row["recall"]), _pct(row["f1-score"]),
+                 str(row["support"])]
+        if confused:
+            shown = ", ".join(f"{k} ({v})" for k, v in row.get("confused_with", {}).items())
+            cells.append(shown or "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _error_line(error: Mapping[str, Any], gold_field: str, prediction_field: str) -> str:
+    predicted = error[prediction_field]
+    return (f"- \"{error['text']}\": {error[gold_field]} → {predicted['name']} "
+            f"({predicted['confidence']:.2f})")
+
+
 def _error_examples(errors: Mapping[str, list], n: int = 5) -> list[str]:
     lines = ["", "## Example errors", "",
              f"{len(errors['intent_errors'])} intent errors, "
              f"{len(errors['entity_errors'])} messages with entity errors (all in errors.json)."]
     if errors["intent_errors"]:
         lines += ["", "Most confident intent errors:", ""]
-        for e in errors["intent_errors"][:n]:
-            predicted = e["intent_prediction"]
-            lines.append(f"- \"{e['text']}\": {e['intent']} → {predicted['name']} "
-                         f"({predicted['confidence']:.2f})")
+        lines += [_error_line(e, "intent", "intent_prediction")
+                  for e in errors["intent_errors"][:n]]
     if errors["entity_errors"]:
         lines += ["", "Entity errors:", ""]
         for e in errors["entity_errors"][:n]:

@@ -46,12 +46,16 @@ def fit(seed: int, epochs: int = 60) -> tuple[DIETLitModule, NLUDataModule]:
     L.seed_everything(seed, workers=True)
     dm = NLUDataModule(TINY_DATA, batch_size=[6, 12], show_progress=False).prepare()
     module = DIETLitModule.for_data(dm, TINY_MODEL, learning_rate=0.01)
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, reload_dataloaders_every_n_epochs=1,
-                        deterministic=True)
-    trainer.fit(module, datamodule=dm)
+    tiny_trainer(epochs).fit(module, datamodule=dm)
     return module, dm
+
+
+def tiny_trainer(epochs: int) -> L.Trainer:
+    """A quiet, deterministic CPU trainer without checkpoints or logs."""
+    return L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, reload_dataloaders_every_n_epochs=1,
+                     deterministic=True)
 
 
 @pytest.fixture(scope="module")
