@@ -11,7 +11,15 @@ the events.
   (in the text and in buttons, image, custom, attachment, quick_replies), as
   ``BotUttered(text, data={other response keys})``. Unlike Rasa, a list slot reads ``a, b``
   (Rasa prints the Python list) and a placeholder naming no slot stays as written (Rasa then
-  leaves the whole text unformatted).
+  leaves the whole text unformatted). ``BotUttered.metadata`` names the response
+  (``{"utter_action": "utter_greet"}``), as Rasa's ActionBotResponse does.
+- retrieval actions (Rasa's ActionRetrieveResponse): ``utter_faq``, where the domain has
+  responses ``utter_faq/<key>`` and no plain ``utter_faq``, utters the response that the NLU's
+  response selector chose for the latest user message: ``parse_data["response_selector"]``, the
+  ``faq`` entry or else ``default``, whose ``response.utter_action`` (``utter_faq/opening_hours``)
+  names a domain response; when the domain lacks it, the ``response.responses`` the selector
+  carried are used. No selection, or one for another retrieval intent, utters nothing (a
+  warning is logged).
 - default actions: ``action_listen``/``action_unlikely_intent`` (nothing),
   ``action_restart`` (``utter_restart`` if defined, ``Restarted``), ``action_session_start``
   (``SessionStarted``, the carried-over ``SlotSet`` events if the session config says so,
@@ -30,10 +38,11 @@ the events.
 
 Not supported: ``action_two_stage_fallback`` and the revert logic of
 ``action_revert_fallback_events`` (it returns no events, as Rasa does when the user neither
-rephrased nor affirmed); retrieval (``utter_<intent>/<key>``) responses.
+rephrased nor affirmed).
 """
 from __future__ import annotations
 
+import logging
 import random
 import re
 from typing import Any, Callable
@@ -50,11 +59,16 @@ from dialogue_models.slot_extraction import extract_slots
 from dialogue_models.tracker import Tracker
 
 __all__ = ["ActionRunner", "CustomAction", "ActionRejection", "ActionNotFoundError",
-           "render_response", "fill_slots"]
+           "render_response", "render_variations", "selected_response", "fill_slots"]
+
+log = logging.getLogger(__name__)
 
 CustomAction = Callable[[str, Tracker, Domain], list[Event]]
 _PLACEHOLDER = re.compile(r"\{([^\n{}]+?)\}")
 _INTERPOLATED_KEYS = ("buttons", "image", "custom", "attachment", "quick_replies")
+UTTER_PREFIX = "utter_"
+RESPONSE_SELECTOR = "response_selector"  # the parse data key of Rasa's ResponseSelector
+DEFAULT_SELECTOR = "default"  # the entry of a selector trained on all retrieval intents
 
 
 class ActionRejection(Exception):
@@ -89,7 +103,9 @@ class ActionRunner:
         user_defined = name in self.domain.actions
         if name in DEFAULT_ACTIONS and not user_defined:
             return self._default(name, tracker)
-        if name.startswith("utter_") and (name in self.domain.responses or user_defined):
+        if name in self.domain.retrieval_actions:
+            return self.retrieve(name, tracker)
+        if name.startswith(UTTER_PREFIX) and (name in self.domain.responses or user_defined):
             return self.utter(name, tracker)
         if name in self.domain.forms and not user_defined:
             return run_form(name, tracker, self.domain, self._validator(name), ask=self.run)
@@ -115,7 +131,36 @@ class ActionRunner:
     def utter(self, name: str, tracker: Tracker) -> list[Event]:
         """The response ``name`` as one ``BotUttered`` (none if it is not defined)."""
         message = render_response(name, tracker, self.domain, self.rng)
-        return [message] if message is not None else []
+        if message is None:
+            return []
+        message.metadata["utter_action"] = name
+        return [message]
+
+    def retrieve(self, name: str, tracker: Tracker) -> list[Event]:
+        """The retrieval action ``name`` (``utter_faq``): the response the response selector
+        chose for the latest user message, as one ``BotUttered`` (none without a selection)."""
+        intent = name[len(UTTER_PREFIX):]
+        message = tracker.latest_message
+        selected = selected_response(message.parse_data if message else None, intent) or {}
+        utter_action = selected.get("utter_action")
+        if not utter_action:
+            log.warning("retrieval action '%s': the latest user message has no response "
+                        "selection for '%s' (no parse_data['response_selector'] entry '%s' or "
+                        "'%s'); nothing is uttered", name, intent, intent, DEFAULT_SELECTOR)
+            return []
+        key = selected.get("intent_response_key") or utter_action[len(UTTER_PREFIX):]
+        if key.split("/", 1)[0] != intent or not utter_action.startswith(name + "/"):
+            log.warning("retrieval action '%s': the response selector chose '%s', a response "
+                        "of another retrieval intent; nothing is uttered", name, key)
+            return []
+        variations = self.domain.responses.get(utter_action) or selected.get("responses") or []
+        message = render_variations(variations, tracker, self.rng)
+        if message is None:
+            log.warning("retrieval action '%s': the response '%s' is neither in the domain nor "
+                        "in the selector's output; nothing is uttered", name, utter_action)
+            return []
+        message.metadata["utter_action"] = utter_action
+        return [message]
 
     def _validator(self, form_name: str) -> Validator | None:
         if self.validate is not None:
@@ -165,7 +210,14 @@ class ActionRunner:
 def render_response(name: str, tracker: Tracker, domain: Domain,
                     rng: random.Random | None = None) -> BotUttered | None:
     """One variation of response ``name`` with its ``{slot}`` placeholders filled."""
-    variations = _candidate_variations(domain.responses.get(name, []), tracker.slots)
+    return render_variations(domain.responses.get(name, []), tracker, rng)
+
+
+def render_variations(variations: list[dict[str, Any]], tracker: Tracker,
+                      rng: random.Random | None = None) -> BotUttered | None:
+    """One of a response's ``variations`` (see the module docstring), slots filled; None when
+    none applies."""
+    variations = _candidate_variations(variations, tracker.slots)
     if not variations:
         return None
     chosen = (rng or random.Random(0)).choice(variations)
@@ -173,6 +225,26 @@ def render_response(name: str, tracker: Tracker, domain: Domain,
             for k, v in chosen.items() if k not in ("text", "condition", "channel")}
     text = chosen.get("text")
     return BotUttered(fill_slots(text, tracker.slots) if isinstance(text, str) else None, data)
+
+
+def selected_response(parse_data: dict[str, Any] | None,
+                      retrieval_intent: str) -> dict[str, Any] | None:
+    """The ``response`` the response selector chose for a user message: from the
+    ``retrieval_intent`` entry of ``parse_data["response_selector"]``, else from ``default``,
+    with ``intent_response_key`` and ``utter_action`` filled from each other when one is
+    missing; None when there is no such entry."""
+    selector = (parse_data or {}).get(RESPONSE_SELECTOR) or {}
+    entry = selector.get(retrieval_intent) or selector.get(DEFAULT_SELECTOR)
+    response = entry.get("response") if isinstance(entry, dict) else None
+    if not isinstance(response, dict):
+        return None
+    response = dict(response)
+    key, action = response.get("intent_response_key"), response.get("utter_action")
+    if key and not action:
+        response["utter_action"] = UTTER_PREFIX + key
+    elif action and not key and action.startswith(UTTER_PREFIX):
+        response["intent_response_key"] = action[len(UTTER_PREFIX):]
+    return response
 
 
 def fill_slots(value: Any, slots: dict[str, Any]) -> Any:

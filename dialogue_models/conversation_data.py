@@ -6,12 +6,15 @@ Reverted turns (``rewind``/``undo`` events) are left out. A restart or a new ses
 story and starts the next, so nothing said before it is lost; what precedes a story's first user
 message (``action_session_start``, carried-over slots) is not written. Consecutive ``slot``
 events of one slot between two turns become one ``slot_was_set`` step with the last value, so
-a slot corrected by hand appears once, corrected.
+a slot corrected by hand appears once, corrected. A message of a retrieval intent (``faq``) is
+written under the key the response selector chose (``faq/opening_hours``), as Rasa's interactive
+learning does.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+from dialogue_models.actions import selected_response
 from dialogue_models.events import (ACTION_LISTEN, ACTION_SESSION_START, ActionExecuted,
                                     ActiveLoop, Event, Restarted, SessionStarted, SlotSet,
                                     UserUttered)
@@ -21,7 +24,7 @@ from dialogue_models.story_model import ActiveLoop as ActiveLoopStep
 from dialogue_models.tracker import applied_events
 from nlu_models.data.schema import EntitySpan, Message, NLUData
 
-__all__ = ["kept_events", "conversation_stories", "conversation_examples"]
+__all__ = ["kept_events", "conversation_stories", "conversation_examples", "example_intent"]
 
 _SKIPPED_ACTIONS = (ACTION_LISTEN, ACTION_SESSION_START)
 
@@ -86,8 +89,20 @@ def conversation_examples(events: Sequence[Event], skip_text=None) -> NLUData:
         if (event.text, event.intent) in seen or (skip_text and skip_text(event.text)):
             continue
         seen.add((event.text, event.intent))
-        examples.append(Message(event.text, event.intent, entity_spans(event.entities)))
+        examples.append(Message(event.text, example_intent(event), entity_spans(event.entities)))
     return NLUData(examples=examples)
+
+
+def example_intent(event: UserUttered) -> str | None:
+    """The NLU data's intent of a user message: ``faq/opening_hours`` for the retrieval intent
+    ``faq`` when the parse data says which response was selected (Rasa's
+    ``full_retrieval_intent_name``), else the intent."""
+    parse = event.parse_data or {}
+    full = (parse.get("intent") or {}).get("full_retrieval_intent_name")
+    if full:
+        return full
+    key = (selected_response(parse, event.intent or "") or {}).get("intent_response_key")
+    return key if key and key.split("/", 1)[0] == event.intent else event.intent
 
 
 def entity_spans(entities: Iterable[dict[str, Any]]) -> list[EntitySpan]:

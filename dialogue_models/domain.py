@@ -97,6 +97,15 @@ class Domain:
         major = (self.version or "2").split(".")[0]
         return self.store_entities_as_slots and major in ("1", "2")
 
+    @property
+    def retrieval_actions(self) -> list[str]:
+        """``utter_faq`` for each retrieval intent ``faq``: the domain has responses
+        ``utter_faq/<key>`` and no plain response ``utter_faq`` (Rasa's ActionRetrieveResponse
+        utters the one the NLU's response selector chose)."""
+        prefixes = (name.split("/", 1)[0] for name in self.responses
+                    if name.startswith("utter_") and "/" in name)
+        return [a for a in dict.fromkeys(prefixes) if a not in self.responses]
+
     def response_templates(self, name: str) -> list[str]:
         """The texts of response ``name`` (all variations)."""
         return [v["text"] for v in self.responses.get(name, []) if isinstance(v.get("text"), str)]

@@ -104,9 +104,16 @@ class ActionExecuted(Event):
 
 @dataclass
 class BotUttered(Event):
+    """A bot message: ``data`` holds buttons, image, custom, ...; ``metadata`` says where it came
+    from (``{"utter_action": "utter_faq/opening_hours"}`` for a response, as in Rasa)."""
+
     type_name: ClassVar[str] = "bot"
     text: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.metadata = dict(self.metadata or {})  # an action server may send "metadata": null
 
 
 @dataclass

@@ -158,7 +158,8 @@ def _rule_story_contradictions(rules: list[Rule], stories: list[Story]) -> list[
 def _domain_consistency(bot: BotData) -> list[DataIssue]:
     domain = bot.domain
     intents = {i.name for i in domain.intents} | DEFAULT_INTENTS
-    actions = set(domain.actions) | set(domain.responses) | set(domain.forms) | DEFAULT_ACTIONS
+    actions = set(domain.actions) | set(domain.responses) | set(domain.retrieval_actions) | \
+        set(domain.forms) | DEFAULT_ACTIONS
     slots = set(domain.slots)
     entities = {e.name: e for e in domain.entities}
     issues: list[DataIssue] = []
@@ -178,6 +179,11 @@ def _domain_consistency(bot: BotData) -> list[DataIssue]:
             once("nlu-intent", message.retrieval_intent,
                  f"intent '{message.intent}' has NLU examples but is not in the domain; add it "
                  "under 'intents:'", message.source)
+        response = f"utter_{message.intent}"
+        if message.response_key and response not in domain.responses | bot.nlu.responses:
+            once("retrieval-response", response, f"retrieval intent '{message.intent}' has NLU "
+                 f"examples but no response '{response}'; add it under 'responses:'",
+                 message.source)
         for span in message.entities:
             _check_entity(span.entity, span.role, span.group, entities, message.source, once)
     stories = bot.stories.stories + bot.stories.rules + bot.test_stories.stories

@@ -12,9 +12,11 @@
    ``/health``.
 4. Talks to ``POST /webhooks/rest/webhook``: a greeting, "I'd like to order a pizza", answers to
    whatever the form asks (size, toppings, crust, delivery: read from the conversation's
-   ``requested_slot``), then "what's the weather in Berlin?" and "and tomorrow?". Each text is
+   ``requested_slot``), then "what's the weather in Berlin?", "and tomorrow?" and an FAQ ("when
+   are you open?", answered by the response selector through ``utter_faq``). Each text is
    first parsed with ``POST /model/parse``; when the model gets its intent or entities wrong the
-   button payload (``/inform{"size": "large"}``, ...) is sent instead, and the transcript says so.
+   button payload (``/inform{"size": "large"}``, ...) is sent instead, and the transcript says so
+   (the FAQ has no payload: a shortcut intent carries no response selection).
    Every line sent is printed as ``user: ...``, every bot message as ``bot:  ...``.
 5. Stops both servers (terminate, wait, kill if needed), also on errors and Ctrl-C.
 
@@ -79,6 +81,7 @@ FORM_ANSWERS = {
 }
 WEATHER = (Step.make("what's the weather in Berlin?", "ask_weather", city="Berlin"),
            Step.make("and tomorrow?", "ask_weather_followup", date="tomorrow"))
+FAQ = Step("when are you open?", "faq")   # the response selector picks faq/opening_hours
 
 
 @dataclass
@@ -210,16 +213,20 @@ class Conversation:
     def close(self) -> None:
         self.client.close()
 
-    def say(self, step: Step, payload_because: str | None = None) -> list[dict[str, Any]]:
+    def say(self, step: Step, payload_because: str | None = None, optional: bool = False
+            ) -> list[dict[str, Any]]:
         """Send ``step`` (its text, or its payload if the model misreads the text or
-        ``payload_because`` says why); print and return the bot's messages."""
+        ``payload_because`` says why); print and return the bot's messages. No answer is a
+        problem, or with ``optional`` a warning."""
         message, note = step.text, None
         if payload_because:
             message, note = step.payload, f"sent the payload: {payload_because}"
         else:
             problem = self._misread(step)
-            if problem:
+            if problem and step.payload:
                 message, note = step.payload, f"sent the payload: {step.text!r} {problem}"
+            elif problem:
+                note = f"{problem}"
         self._record("user", message)
         if note:
             self.print(f"      ({note})")
@@ -234,7 +241,8 @@ class Conversation:
         for bot in messages:
             self._record("bot", _message_text(bot))
         if not messages:
-            self.result.problems.append(f"the bot did not answer {message!r}")
+            (self.result.warnings if optional else self.result.problems).append(
+                f"the bot did not answer {message!r}")
             self._record("bot", "[no answer]")
         return messages
 
@@ -308,6 +316,11 @@ def hold_conversation(conversation: Conversation, result: DemoResult) -> None:
             ran = ", ".join(actions) or "no action"
             result.warnings.append(f"{step.text!r} was answered by {ran}, not "
                                    "action_get_weather")
+    conversation.say(FAQ, optional=True)  # a weak model may not answer: not a failure
+    actions = conversation.actions_since_user()
+    if "utter_faq" not in actions:
+        result.warnings.append(f"{FAQ.text!r} was answered by {', '.join(actions) or 'no action'}"
+                               ", not utter_faq")
 
 
 def run_demo(nlu_run: Path | None = None, policy_run: Path | None = None,

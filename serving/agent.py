@@ -255,7 +255,7 @@ class Agent:
         domain = self.domain
         assert domain is not None
         known = set(DEFAULT_ACTIONS) | set(domain.actions) | set(domain.responses) | \
-            set(domain.forms)
+            set(domain.retrieval_actions) | set(domain.forms)
         if action not in known:
             raise UnknownNameError(f"the action '{action}' does not exist in the domain")
 

@@ -331,7 +331,11 @@ class InteractiveSession:
 
     def actions(self) -> list[str]:
         domain = self.agent.domain
-        return list(dict.fromkeys([*domain.actions, *domain.responses, *domain.forms,
+        # a retrieval action (utter_faq) stands for its responses (utter_faq/opening_hours, ...)
+        retrieval = tuple(f"{a}/" for a in domain.retrieval_actions)
+        responses = [r for r in domain.responses if not r.startswith(retrieval)]
+        return list(dict.fromkeys([*domain.actions, *responses, *domain.retrieval_actions,
+                                   *domain.forms,
                                    *(a for a in DEFAULT_ACTIONS if a not in _NOT_CHOSEN)]))
 
     def _ask(self, prompt: str, commands: bool = True) -> str:

@@ -274,15 +274,16 @@ def test_demo_conversation_end_to_end(tiny_runs, tmp_path, capsys):
     assert _children() <= before  # no server left behind
 
     speakers = [speaker for speaker, _ in result.transcript]
-    assert speakers[0] == "user" and speakers[-1] == "bot"
+    assert speakers[0] == "user" and speakers[-1] == "bot"  # "[no answer]" is recorded too
     for i, speaker in enumerate(speakers):  # every user message got at least one bot message
         if speaker == "user":
             assert speakers[i + 1] == "bot"
     users = [text for speaker, text in result.transcript if speaker == "user"]
-    assert len(users) == 8  # greet, order, size, toppings, crust, delivery, weather, follow-up
-    assert users[1] in ("I'd like to order a pizza", "/order_pizza")
-    assert users[-2] in ("what's the weather in Berlin?", '/ask_weather{"city": "Berlin"}')
-    assert users[-1] in ("and tomorrow?", '/ask_weather_followup{"date": "tomorrow"}')
+    assert len(users) == 9  # greet, order, size, toppings, crust, delivery, weather,
+    assert users[1] in ("I'd like to order a pizza", "/order_pizza")  # its follow-up, an FAQ
+    assert users[-3] in ("what's the weather in Berlin?", '/ask_weather{"city": "Berlin"}')
+    assert users[-2] in ("and tomorrow?", '/ask_weather_followup{"date": "tomorrow"}')
+    assert users[-1] == "when are you open?"  # always the text: a shortcut has no response
     bots = [text for speaker, text in result.transcript if speaker == "bot"]
     assert any(text.startswith("Thanks! Your order PZ") for text in bots)  # the action server
     for speaker, text in result.transcript:  # printed exactly as sent and received

@@ -37,6 +37,11 @@ from tests.entry_points.conftest import compose_config
 
 TOL = 1e-4
 ONNX_FILES = {"model.onnx", "model.int8.onnx", "onnx.json"}
+# the demo bot has a retrieval intent (faq/opening_hours, ...): its bundles hold the response
+# selector too, its config beside DIET's and its own graphs beside DIET's
+SELECTOR_FILES = {"response_selector.json"}
+SELECTOR_ONNX_FILES = {"response_selector.model.onnx", "response_selector.model.int8.onnx",
+                       "response_selector.onnx.json"}
 NLU_FILES = {"manifest.json", "config.json", "labels.json", "featurizers.json",
              "model.safetensors"}
 TEXTS = ["hi slice", "hello there!", "ok bye then", "yes that works", "no thank you",
@@ -65,7 +70,8 @@ def interpreters(trained):
 
 def test_bundle_lists_the_onnx_files_with_their_sha256(trained, tmp_path):
     bundle = trained[1]
-    assert {p.name for p in bundle.iterdir()} == NLU_FILES | ONNX_FILES
+    assert {p.name for p in bundle.iterdir()} == \
+        NLU_FILES | ONNX_FILES | SELECTOR_FILES | SELECTOR_ONNX_FILES
     manifest = json.loads((bundle / "manifest.json").read_text())
     listed = {entry["name"]: entry["sha256"] for entry in manifest["files"]}
     assert ONNX_FILES <= set(listed)
@@ -281,13 +287,14 @@ def test_load_interpreter_picks_the_backend(trained, tmp_path):
     ckpt, bundle = trained
     assert isinstance(load_interpreter(bundle), OnnxNLUInterpreter)
     plain = export_nlu_bundle(ckpt, tmp_path / "plain")          # no ONNX graph
-    assert {p.name for p in plain.iterdir()} == NLU_FILES
+    assert {p.name for p in plain.iterdir()} == NLU_FILES | SELECTOR_FILES
     assert isinstance(load_interpreter(plain), NLUInterpreter)
     assert isinstance(load_interpreter(ckpt), NLUInterpreter)
     with pytest.raises(BundleError, match="has no model.onnx: export it with onnx=true"):
         load_interpreter(plain, "onnx")
     fp32_only = export_nlu_bundle(ckpt, tmp_path / "fp32", onnx=True)
-    assert {p.name for p in fp32_only.iterdir()} == NLU_FILES | {"model.onnx", "onnx.json"}
+    assert {p.name for p in fp32_only.iterdir()} == NLU_FILES | SELECTOR_FILES | {
+        "model.onnx", "onnx.json", "response_selector.model.onnx", "response_selector.onnx.json"}
     with pytest.raises(BundleError, match="has no model.int8.onnx"):
         load_interpreter(fp32_only, "onnx-int8")
     with pytest.raises(ValueError, match="backend must be one of"):
@@ -307,6 +314,7 @@ def test_export_entry_point_writes_the_onnx_files(trained, tmp_path, capsys):
     cfg = compose_config("export", [f"ckpt_path={trained[0]}"], tmp_path)
     assert cfg.onnx is True and cfg.int8 is True
     bundle = export(cfg)
-    assert {p.name for p in bundle.iterdir()} == NLU_FILES | ONNX_FILES
+    assert {p.name for p in bundle.iterdir()} == \
+        NLU_FILES | ONNX_FILES | SELECTOR_FILES | SELECTOR_ONNX_FILES
     assert "model.int8.onnx" in capsys.readouterr().out
     assert isinstance(load_interpreter(bundle), OnnxNLUInterpreter)

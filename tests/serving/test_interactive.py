@@ -189,6 +189,13 @@ def test_a_failing_custom_action_does_not_end_the_session(run_session):
     assert "action_update_order" not in actions_of(session)
 
 
+def test_the_retrieval_action_is_a_choice_and_its_keys_are_not(models, bot_dir):
+    session = InteractiveSession(Agent(models[0], models[1]), ScriptedIO([]), bot_dir)
+    choices = session.actions()
+    assert "utter_faq" in choices and "utter_greet" in choices
+    assert not [a for a in choices if a.startswith("utter_faq/")]
+
+
 # ---- commands ----------------------------------------------------------------------------------
 def test_undo_takes_back_the_last_message_and_quit_asks_to_save(run_session, bot_dir):
     session, scripted = run_session([

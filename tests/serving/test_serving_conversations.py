@@ -126,6 +126,27 @@ def test_conversation_routes(make_client, action_server):
     assert logged.json()["slots"]["topping"] == ["ham"]  # action_extract_slots ran
 
 
+def test_executing_the_retrieval_action_says_the_selected_faq(make_client):
+    """``utter_faq`` is an action of the demo domain (its responses are utter_faq/<key>): it
+    says the response the message's response selector chose, named in the bot event."""
+    client = make_client()
+    client.post("/conversations/faq/messages", json={
+        "text": "do you take cards?", "parse_data": {
+            "intent": {"name": "faq", "confidence": 0.9}, "entities": [],
+            "response_selector": {"all_retrieval_intents": ["faq"], "default": {
+                "response": {"responses": None, "confidence": 0.8,
+                             "intent_response_key": "faq/payment_methods",
+                             "utter_action": "utter_faq/payment_methods"},
+                "ranking": [{"confidence": 0.8, "intent_response_key": "faq/payment_methods"}]}}}})
+    executed = client.post("/conversations/faq/execute", json={"name": "utter_faq"})
+    assert executed.status_code == 200, executed.text
+    body = executed.json()
+    assert [m["text"] for m in body["messages"]] == texts("utter_faq/payment_methods")
+    bot = [e for e in body["tracker"]["events"] if e["event"] == "bot"][-1]
+    assert bot["metadata"] == {"utter_action": "utter_faq/payment_methods"}
+    assert body["tracker"]["latest_action_name"] == "utter_faq"
+
+
 def test_conversation_route_errors(make_client):
     client = make_client()
     missing = client.post("/conversations/c/execute", json={"name": "utter_nothing"})
