@@ -55,19 +55,24 @@ def peak_memory_mb() -> float:
 
 
 def write_reports(interpreter, messages, out_dir: Path, meta: dict[str, Any],
-                  lenient: bool = False, out_of_scope_intent: str | None = None
-                  ) -> dict[str, Any]:
+                  lenient: bool = False, out_of_scope_intent: str | None = None,
+                  intent_split_symbol: str | None = None) -> dict[str, Any]:
     """Parse ``messages`` and write summary.json, the Rasa-shaped reports, plots and report.md
     into ``out_dir`` (scored with the interpreter's fallback, if it has one; out-of-scope
-    metrics for ``out_of_scope_intent``); returns the summary."""
+    metrics for ``out_of_scope_intent``; multi-label scores of multi-intent labels split at
+    ``intent_split_symbol``, by default a multi-label model's own); returns the summary."""
     from nlu_models.evaluation import evaluate_nlu
 
+    labels = getattr(interpreter, "labels", None)
+    if intent_split_symbol is None and getattr(labels, "multi_label", False):
+        intent_split_symbol = labels.intent_split_symbol
     if out_of_scope_intent:
         meta = {**meta, "out_of_scope_intent": out_of_scope_intent}
     predictions = interpreter.parse_messages(messages)
     summary = evaluate_nlu(messages, predictions, out_dir, meta, lenient=lenient,
                            out_of_scope_intent=out_of_scope_intent,
-                           fallback=getattr(interpreter, "fallback", None))
+                           fallback=getattr(interpreter, "fallback", None),
+                           intent_split_symbol=intent_split_symbol)
     log.info("reports written to %s", out_dir)
     return summary
 

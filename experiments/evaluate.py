@@ -34,7 +34,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "checkpoint": str(cfg.ckpt_path)}
     summary = write_reports(interpreter, data.examples, Path(cfg.paths.output_dir) / "reports",
                             meta, lenient=cfg.lenient_entities,
-                            out_of_scope_intent=cfg.data.get("out_of_scope_intent"))
+                            out_of_scope_intent=cfg.data.get("out_of_scope_intent"),
+                            intent_split_symbol=cfg.data.get("intent_split_symbol"))
     print_summary(summary)
     return summary
 

@@ -138,7 +138,8 @@ def evaluate_split(cfg: DictConfig, datamodule, module: DIETLitModule, out_dir: 
             "model": cfg.model.name, **datamodule.metadata, **run_facts}
     summary = write_reports(module.interpreter(), datamodule.split_messages(split),
                             out_dir / "reports", meta, lenient=cfg.get("lenient_entities", False),
-                            out_of_scope_intent=datamodule.out_of_scope_intent)
+                            out_of_scope_intent=datamodule.out_of_scope_intent,
+                            intent_split_symbol=datamodule.intent_split_symbol)
     print_summary(summary)
     return summary
 

@@ -23,6 +23,13 @@ for ``nlu_fallback``: a bot answers it with a rule of its own
 (``- intent: nlu_fallback`` → ``- action: utter_please_rephrase`` / ``action_default_fallback``).
 :func:`undo_fallback` gives back the model's own prediction, as ``rasa test nlu`` does before
 scoring intents.
+
+Multi-label results (those with ``intents``, the predicted set: see
+:meth:`~nlu_models.diet.labels.DIETLabels.multi_label_intents`): the threshold applies to the
+result's ``intent`` confidence (the lowest in the set), and the ambiguity gap is the one between
+the set and the best intent outside it (with a one-intent set that is Rasa's top-two gap; two
+confident intents of one message are not ambiguous). ``intents`` is left as the model predicted
+it, so :func:`undo_fallback` with the ``split_symbol`` restores the combined ``a+b`` intent.
 """
 from __future__ import annotations
 
@@ -83,9 +90,12 @@ class FallbackConfig:
         if float(intent.get("confidence") or 0.0) < self.threshold:
             return True
         ranking = result.get("intent_ranking") or []
-        if len(ranking) >= 2:
-            gap = float(ranking[0].get("confidence", 1.0)) - float(
-                ranking[1].get("confidence", 1.0))
+        chosen = {i["name"] for i in result.get("intents") or ranking[:1]}
+        outside = [r for r in ranking if r.get("name") not in chosen]
+        if ranking and outside:
+            lowest_chosen = min(float(r.get("confidence", 1.0)) for r in ranking
+                                if r.get("name") in chosen)
+            gap = lowest_chosen - float(outside[0].get("confidence", 1.0))
             return gap < self.ambiguity_threshold
         return False
 
@@ -111,14 +121,26 @@ def is_fallback(result: Mapping[str, Any]) -> bool:
     return (result.get("intent") or {}).get("name") == NLU_FALLBACK
 
 
-def undo_fallback(result: Mapping[str, Any]) -> Mapping[str, Any]:
+def undo_fallback(result: Mapping[str, Any], split_symbol: str | None = None
+                  ) -> Mapping[str, Any]:
     """The model's own prediction of a fallen-back result (Rasa's ``undo_fallback_prediction``):
     the ranking without its ``nlu_fallback`` head, and its new head as the intent. Any other
-    result, or one with nothing under ``nlu_fallback``, comes back as it is."""
+    result, or one with nothing under ``nlu_fallback``, comes back as it is. A multi-label
+    result with ``split_symbol`` gets its combined intent back from ``intents`` instead."""
     ranking = result.get("intent_ranking") or []
     if not is_fallback(result) or len(ranking) < 2 or ranking[0].get("name") != NLU_FALLBACK:
         return result
-    return {**result, "intent": dict(ranking[1]), "intent_ranking": list(ranking[1:])}
+    intent = dict(ranking[1])
+    if split_symbol is not None and result.get("intents"):
+        intent = combined_intent(result["intents"], split_symbol)
+    return {**result, "intent": intent, "intent_ranking": list(ranking[1:])}
+
+
+def combined_intent(intents: Sequence[Mapping[str, Any]], split_symbol: str) -> dict[str, Any]:
+    """A multi-label result's ``intent`` from its predicted set ``intents`` (in label order):
+    the names joined by ``split_symbol``, with the lowest confidence."""
+    return {"name": split_symbol.join(i["name"] for i in intents),
+            "confidence": min(float(i["confidence"]) for i in intents)}
 
 
 # what a ``fallback=`` argument takes (see fallback_option / chosen_fallback)
@@ -150,5 +172,5 @@ def chosen_fallback(option: FallbackOption, stored: Mapping[str, Any] | None
 
 
 __all__ = ["COMPONENT_NAME", "FILENAME", "NLU_FALLBACK", "FallbackConfig", "FallbackOption",
-           "apply_fallback", "chosen_fallback", "fallback_option", "is_fallback",
+           "apply_fallback", "chosen_fallback", "combined_intent", "fallback_option", "is_fallback",
            "undo_fallback"]

@@ -21,6 +21,11 @@ mapping or :class:`~nlu_models.fallback.FallbackConfig` sets the thresholds.
 A model trained on retrieval intents (``faq/ask_name``) carries a response selector
 (:mod:`nlu_models.diet.response_selector`): every result then has Rasa's ``response_selector``
 entry with the selected response key, its confidence, ranking and responses.
+
+A multi-label model (``intent_loss: sigmoid``) names the predicted set of intents (those at or
+above ``multi_label_threshold``) as ``intent`` (``{"name": "a+b", "confidence": lowest}``),
+ranks the atomic intents by their independent confidences, and lists the set under ``intents``
+(:meth:`~nlu_models.diet.labels.DIETLabels.multi_label_intents`).
 """
 from __future__ import annotations
 
@@ -145,7 +150,8 @@ class NLUInterpreter:
                 example.message.text, example.features.tokens,
                 None if ranked is None else ranked[b],
                 {h: t[b] for h, t in tags.items()}, {h: c[b] for h, c in confs.items()},
-                None if responses is None else responses[b]))
+                None if responses is None else responses[b],
+                self.model.config.multi_label_threshold))
         return out
 
 

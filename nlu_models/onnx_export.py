@@ -11,10 +11,11 @@ Graph boundary — what runs inside ONNX and what outside:
   segment sum (``index_add`` → ``ScatterND`` with ``add``). ``EmbeddingBag`` itself exports, but
   as an ONNX ``Loop`` over every bag; the gather + segment sum is one vectorised op per step.
 - **Inside**: everything from the projection to the heads' scores — feature combining with the
-  sentence slot, the transformer, the intent similarities (softmax ``intent_confidences``) and
-  every CRF head's emission scores.
+  sentence slot, the transformer, the intent similarities (softmax ``intent_confidences``; for
+  a multi-label model the independent sigmoid ones) and every CRF head's emission scores.
 - **Outside, after** (numpy): Viterbi decoding with the CRF transitions, stored in ``onnx.json``
-  (:func:`~nlu_models.onnx_runtime.viterbi_decode`), intent ranking, and entity decoding.
+  (:func:`~nlu_models.onnx_runtime.viterbi_decode`), intent ranking, a multi-label model's
+  thresholding (``multi_label_threshold`` in ``onnx.json``), and entity decoding.
 
 Role and group heads score ``[token state; embed(entity tag)]`` with one linear layer, so they
 depend on the *decoded* entity tags. The graph outputs their emissions without the tag term
@@ -185,7 +186,8 @@ class DIETInferenceGraph(nn.Module):
         return {"format": META_FORMAT, "version": META_VERSION, "opset": OPSET,
                 "inputs": self.input_names, "outputs": self.output_names,
                 "intent_classification": m.config.intent_classification,
-                "ranking_length": m.config.ranking_length, "heads": heads}
+                "ranking_length": m.config.ranking_length,
+                "multi_label_threshold": m.config.multi_label_threshold, "heads": heads}
 
 
 def _combine(combiner: nn.Module, ids: Tensor | None, values: Tensor | None,

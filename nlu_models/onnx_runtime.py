@@ -57,6 +57,7 @@ class OnnxNLUInterpreter:
         self.input_names = list(meta["inputs"])
         self.output_names = list(meta["outputs"])
         self.ranking_length = int(meta["ranking_length"])
+        self.multi_label_threshold = float(meta.get("multi_label_threshold", 0.5))
         self.transitions = {h: np.asarray(e["transitions"], dtype=np.float32)
                             for h, e in meta["heads"].items()}
         self.tag_terms = {h: np.asarray(e["entity_tag_emissions"], dtype=np.float32)
@@ -171,7 +172,8 @@ class OnnxNLUInterpreter:
             out.append(self.labels.parse_result(
                 message.text, feats.tokens, None if ranked is None else ranked[b].tolist(),
                 {h: t[b] for h, t in tags.items()}, {h: c[b] for h, c in confs.items()},
-                None if responses is None else responses[b].tolist()))
+                None if responses is None else responses[b].tolist(),
+                self.multi_label_threshold))
         return out
 
 

@@ -169,6 +169,8 @@ def test_onnx_applies_the_fallback_as_torch_does(trained):
     # no transformer, softmax intent loss, margin-free cosine similarities, ranking of 3
     dict(number_of_transformer_layers=0, intent_loss="softmax", ranking_length=3),
     dict(loss_type="margin", unidirectional_encoder=True, entity_recognition=False),
+    # multi-label intents: independent sigmoid confidences with the learned bias
+    dict(intent_loss="sigmoid", multi_label_threshold=0.3, entity_recognition=False),
 ])
 def test_random_diets_run_the_same_in_onnx(overrides):
     """Untrained DIETs of other shapes: the ONNX graph + numpy Viterbi equal DIETModel.predict

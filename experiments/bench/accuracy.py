@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import REPO_ROOT
-from experiments.bench.common import machine_info, timed_command
+from experiments.bench.common import add_training_arguments, machine_info, timed_command
 from nlu_models.evaluation import aggregate_summaries, format_mean_sd
 
 COLUMNS = (("intent_accuracy", "intent acc", 100), ("intent_macro_f1", "intent macro F1", 100),
@@ -79,14 +79,11 @@ def markdown_row(experiment: str, aggregate: dict[str, Any], columns=COLUMNS) ->
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_training_arguments(parser)
     parser.add_argument("--experiments", nargs="+", required=True)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--folds", nargs="+", type=int, default=None,
                         help="data.fold values (HWU64)")
-    parser.add_argument("--epochs", type=int, default=None, help="override trainer.max_epochs")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench")
     parser.add_argument("--tag", default="", help="suffix for the result names (e.g. mh10)")
-    parser.add_argument("overrides", nargs="*", help="more Hydra overrides, after --")
     args = parser.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ its wall time and peak memory, a dialab training in a subprocess, and the Rasa 3
 venv, environment and default DIET config)."""
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
@@ -16,6 +17,16 @@ from experiments import REPO_ROOT
 
 RASA_VENV = Path(os.environ.get("RASA_VENV", Path.home() / ".cache/dialab-anchor/rasa-venv"))
 ANCHOR_CONFIG = REPO_ROOT.parent / "shared/tools/rasa_anchor/config_diet.yml"
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """What the benchmarks that train per seed take: ``--seeds``, ``--epochs``, ``--out`` and
+    further Hydra overrides after ``--``."""
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--epochs", type=int, default=None, help="override trainer.max_epochs")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench")
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides, after --")
+    return parser
 
 
 def machine_info() -> dict[str, Any]:

@@ -79,6 +79,11 @@ class NLUDataModule(L.LightningDataModule):
     ``oos``, Rasa's ``out_of_scope``): the reports then add out-of-scope recall and AUROC.
     ``finetune_encoder`` (for a DIET that fine-tunes its encoder) skips the frozen dense vectors
     and gives batches the dense featurizer's sub-token ids instead.
+    ``multi_label`` (for a DIET with ``intent_loss: sigmoid``) reads an intent ``a+b`` as the
+    set of its atomic intents (split at ``intent_split_symbol``: ``+`` as Rasa, ``#`` for ATIS):
+    the labels are the atomic intents and examples carry multi-hot targets; balanced batches
+    still balance the combined labels. Without it ``a+b`` is one label of its own (Rasa's way);
+    the symbol then only tells the reports how to split gold labels into sets.
     Call :meth:`prepare` (or let the trainer call ``setup``) before building the model: the
     model's input sizes come from the fitted featurizers.
     """
@@ -91,6 +96,7 @@ class NLUDataModule(L.LightningDataModule):
                  scheme: str = "BILOU", seed: int = 42,
                  max_examples: int | None = None, show_progress: bool = True,
                  finetune_encoder: bool = False, out_of_scope_intent: str | None = None,
+                 multi_label: bool = False, intent_split_symbol: str = "+",
                  **metadata: Any) -> None:
         super().__init__()
         self.metadata = metadata  # extra config keys (fold, path, ...) kept for the reports
@@ -110,6 +116,10 @@ class NLUDataModule(L.LightningDataModule):
         self.show_progress = show_progress
         self.finetune_encoder = finetune_encoder
         self.out_of_scope_intent = out_of_scope_intent
+        if not intent_split_symbol:
+            raise ValueError("intent_split_symbol must be a non-empty string")
+        self.multi_label = multi_label
+        self.intent_split_symbol = intent_split_symbol
         self.collate = collate
         self.pipeline: FeaturizerPipeline | None = None
         self.labels: DIETLabels | None = None
@@ -143,7 +153,8 @@ class NLUDataModule(L.LightningDataModule):
         train = self.data["train"]
         self.labels, self.pipeline = labels, pipeline
         if labels is None or extend:
-            fitted_labels = DIETLabels.from_data(train, self.scheme)
+            fitted_labels = DIETLabels.from_data(train, self.scheme, self.multi_label,
+                                                 self.intent_split_symbol)
             self.labels = labels.extended(fitted_labels) if labels is not None else fitted_labels
         if pipeline is None or extend:
             fitted = self._pipeline().fit(train.examples, train)
@@ -183,9 +194,18 @@ class NLUDataModule(L.LightningDataModule):
         examples = self.encoded["train"]
         size = batch_size_for_epoch(self.batch_size, epoch, max_epochs)
         rng = np.random.default_rng([self.seed, epoch])
-        batches = epoch_batches([e.intent_id for e in examples], size, self.batch_strategy, rng)
+        batches = epoch_batches(self._batch_labels(examples), size, self.batch_strategy, rng)
         batches = shard_batches(batches, rank, world)
         return DataLoader(examples, batch_sampler=batches, collate_fn=self.collate)
+
+    def _batch_labels(self, examples: Sequence[EncodedExample]) -> list[int]:
+        """What balanced batches balance: the intent ids, or for multi-label intents the ids of
+        the combined labels (``a+b`` and ``b+a`` alike; no intent: -1)."""
+        if not self.labels.multi_label:
+            return [e.intent_id for e in examples]
+        combined = [self.labels.canonical_intent(e.message.retrieval_intent) for e in examples]
+        ids = {name: i for i, name in enumerate(sorted({c for c in combined if c is not None}))}
+        return [ids.get(c, -1) for c in combined]
 
     def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader(self.encoded[split], batch_size=self.eval_batch_size, shuffle=False,

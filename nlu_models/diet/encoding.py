@@ -27,6 +27,7 @@ class EncodedExample:
     intent_id: int                       # -1 when unknown
     tags: dict[str, np.ndarray]          # head → (T,) tag ids
     response_id: int = -1                # the response selector's label; -1: not a retrieval one
+    intent_targets: np.ndarray | None = None  # (L,) multi-hot atomic intents (multi-label)
 
 
 def encode_examples(messages: Sequence[Message], pipeline: FeaturizerPipeline,
@@ -38,8 +39,11 @@ def encode_examples(messages: Sequence[Message], pipeline: FeaturizerPipeline,
     for message, feats in zip(messages, features):
         tags = {head: np.asarray(labels.tag_ids(message, feats.tokens, head), dtype=np.int64)
                 for head in HEADS if labels.names(head)}
-        encoded.append(EncodedExample(message, feats, labels.intent_id(message.retrieval_intent),
-                                      tags, labels.response_id(message)))
+        targets = labels.intent_targets(message.retrieval_intent)
+        encoded.append(EncodedExample(
+            message, feats, labels.intent_id(message.retrieval_intent), tags,
+            labels.response_id(message),
+            None if targets is None else np.asarray(targets, dtype=np.float32)))
     return encoded
 
 
@@ -86,6 +90,8 @@ def collate(examples: Sequence[EncodedExample],
         inputs.encoder_word_index = sub_tokens["word_index"]                # (B, S)
     inputs.intent_ids = torch.tensor([e.intent_id for e in examples], dtype=torch.long)
     inputs.response_ids = torch.tensor([e.response_id for e in examples], dtype=torch.long)
+    if examples[0].intent_targets is not None:
+        inputs.intent_targets = torch.from_numpy(np.stack([e.intent_targets for e in examples]))
     for head in HEADS:
         if head in examples[0].tags:
             tags = torch.zeros(batch, width, dtype=torch.long)

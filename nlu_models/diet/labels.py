@@ -6,6 +6,10 @@ Retrieval intents follow Rasa: the intent classifier learns the collapsed intent
 an example of ``faq/ask_name``), and the response selector's labels are the full
 ``intent_response_key``\ s (``response_keys``), with the responses to return for each
 (``responses``: ``utter_faq/ask_name`` → its variations).
+Multi-label intents (``multi_label``): an intent ``a+b`` (Rasa's multi-intent; ATIS writes
+``a#b``, hence ``intent_split_symbol``) is the set of its *atomic* intents, ``intents`` lists the
+atomic ones, and the model scores each with its own sigmoid (``intent_loss: sigmoid``); the
+parse result names the predicted set as ``a+b`` (in label order) and lists it under ``intents``.
 Tag ids follow Rasa: ``O`` is 0, then for each name in order ``B-x, I-x, L-x, U-x`` (BILOU)
 or ``B-x, I-x`` (BIO). Names are sorted when fitted on data; a label set extended for
 fine-tuning (:meth:`DIETLabels.extended`) keeps the old names first, so old ids stay valid.
@@ -16,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from nlu_models.data.schema import RESPONSE_KEY_SEPARATOR, EntitySpan, Message, NLUData
+from nlu_models.fallback import combined_intent
 from nlu_models.tokenize import NO_ENTITY_TAG, Token, aligned_spans, parse_tag, tag_runs, tags_for
 
 HEADS = ("entity", "role", "group")
@@ -32,13 +37,25 @@ class DIETLabels:
     synonyms: dict[str, str] = field(default_factory=dict)   # lower-cased variant → canonical
     response_keys: list[str] = field(default_factory=list)   # faq/ask_name, ...: the selector's
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # utter_faq/... →
+    multi_label: bool = False             # intents are atomic; an example's intent is a set
+    intent_split_symbol: str = "+"        # joins atomic intents: a+b (Rasa), a#b (ATIS)
+
+    def __post_init__(self) -> None:
+        if self.multi_label and not self.intent_split_symbol:
+            raise ValueError("multi-label intents need a non-empty intent_split_symbol")
 
     @classmethod
-    def from_data(cls, nlu: NLUData, scheme: str = "BILOU") -> "DIETLabels":
+    def from_data(cls, nlu: NLUData, scheme: str = "BILOU", multi_label: bool = False,
+                  intent_split_symbol: str = "+") -> "DIETLabels":
+        """Label spaces fitted on ``nlu`` (sorted); with ``multi_label`` the intents are the
+        atomic intents of every ``a<intent_split_symbol>b`` label."""
         spans = [s for m in nlu.examples for s in m.entities]
         keys = sorted({m.intent for m in nlu.examples if m.response_key is not None})
+        intents = {m.retrieval_intent for m in nlu.examples if m.intent is not None}
+        if multi_label:
+            intents = {a for i in intents for a in split_intent(i, intent_split_symbol)}
         return cls(
-            intents=sorted({m.retrieval_intent for m in nlu.examples if m.intent is not None}),
+            intents=sorted(intents),
             entities=sorted({s.entity for s in spans}),
             roles=sorted({s.role for s in spans if s.role is not None}),
             groups=sorted({s.group for s in spans if s.group is not None}),
@@ -47,6 +64,7 @@ class DIETLabels:
             response_keys=keys,
             responses={f"utter_{k}": nlu.responses[f"utter_{k}"] for k in keys
                        if f"utter_{k}" in nlu.responses},
+            multi_label=multi_label, intent_split_symbol=intent_split_symbol,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,13 +80,21 @@ class DIETLabels:
         synonyms are added to (and win over) these."""
         if other.scheme != self.scheme:
             raise ValueError(f"cannot extend {self.scheme} tags by {other.scheme} ones")
+        if (other.multi_label, other.intent_split_symbol) != (self.multi_label,
+                                                              self.intent_split_symbol):
+            raise ValueError(f"cannot extend intents with multi_label={self.multi_label} "
+                             f"(split symbol {self.intent_split_symbol!r}) by ones with "
+                             f"multi_label={other.multi_label} "
+                             f"(split symbol {other.intent_split_symbol!r})")
         return DIETLabels(intents=_appended(self.intents, other.intents),
                           entities=_appended(self.entities, other.entities),
                           roles=_appended(self.roles, other.roles),
                           groups=_appended(self.groups, other.groups),
                           scheme=self.scheme, synonyms={**self.synonyms, **other.synonyms},
                           response_keys=_appended(self.response_keys, other.response_keys),
-                          responses={**self.responses, **other.responses})
+                          responses={**self.responses, **other.responses},
+                          multi_label=self.multi_label,
+                          intent_split_symbol=self.intent_split_symbol)
 
     # ---- vocabularies ------------------------------------------------------------------------
     def names(self, head: str) -> list[str]:
@@ -87,6 +113,28 @@ class DIETLabels:
     def intent_id(self, intent: str | None) -> int:
         """Index of ``intent``; -1 for no intent or one unseen in training."""
         return _index(self.intents, intent)
+
+    def atomic_intents(self, intent: str | None) -> list[str]:
+        """The atomic intents of a (multi-)intent label, in order of appearance; ``[intent]``
+        for single-label labels; ``[]`` for no intent."""
+        if intent is None:
+            return []
+        return split_intent(intent, self.intent_split_symbol) if self.multi_label else [intent]
+
+    def intent_targets(self, intent: str | None) -> list[float] | None:
+        """Multi-hot targets over ``intents`` for a multi-label model (atomic intents unseen in
+        training are left out; all zeros: no intent); None for single-label labels."""
+        if not self.multi_label:
+            return None
+        present = set(self.atomic_intents(intent))
+        return [1.0 if name in present else 0.0 for name in self.intents]
+
+    def canonical_intent(self, intent: str | None) -> str | None:
+        """A multi-intent label with its atomic intents in a canonical (sorted) order, so that
+        ``b+a`` and ``a+b`` are the same label; the label itself when not multi-label."""
+        if intent is None or not self.multi_label:
+            return intent
+        return self.intent_split_symbol.join(sorted(self.atomic_intents(intent)))
 
     def response_id(self, message: Message) -> int:
         """Index of the message's ``intent_response_key`` (``faq/ask_name``) among
@@ -108,18 +156,36 @@ class DIETLabels:
     def parse_result(self, text: str, tokens: Sequence[Token],
                      intent_confidences: Sequence[float] | None,
                      tags: dict[str, list[int]], confidences: dict[str, list[float]],
-                     response_confidences: Sequence[float] | None = None) -> dict[str, Any]:
+                     response_confidences: Sequence[float] | None = None,
+                     multi_label_threshold: float = 0.5) -> dict[str, Any]:
         """Rasa's parse dict for one message from the model's outputs (as plain lists):
         ``intent`` and ``intent_ranking`` (highest first, zeros dropped) and ``entities``; with
-        the response selector's confidences also ``response_selector``."""
+        the response selector's confidences also ``response_selector``. Multi-label labels
+        add ``intents`` (see :meth:`multi_label_intents`)."""
         result: dict[str, Any] = {"text": text, "intent": None, "intent_ranking": []}
         if intent_confidences is not None:
             ranking = _ranking(intent_confidences, self.intents, "name")
             result["intent"], result["intent_ranking"] = ranking[0], ranking
+            if self.multi_label:
+                result["intent"], result["intents"] = self.multi_label_intents(
+                    intent_confidences, multi_label_threshold)
         result["entities"] = self.decode_entities(text, tokens, tags, confidences)
         if response_confidences is not None:
             result["response_selector"] = self.response_selection(response_confidences)
         return result
+
+    def multi_label_intents(self, confidences: Sequence[float], threshold: float
+                            ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A multi-label prediction from independent (sigmoid) confidences over ``intents``:
+        the predicted set is every intent at or above ``threshold`` (the top one alone when
+        none reaches it), listed in label order; the ``intent`` names the set joined by the
+        split symbol, with the lowest confidence among them."""
+        chosen = [i for i, c in enumerate(confidences) if c >= threshold]
+        if not chosen:
+            chosen = [max(range(len(confidences)), key=lambda i: confidences[i])]
+        intents = [{"name": self.intents[i], "confidence": float(confidences[i])}
+                   for i in chosen]
+        return combined_intent(intents, self.intent_split_symbol), intents
 
     @property
     def retrieval_intents(self) -> list[str]:
@@ -190,6 +256,11 @@ def _ranking(confidences: Sequence[float], names: Sequence[str], key: str
     order = sorted(range(len(confidences)), key=lambda i: -confidences[i])
     return [{key: names[i], "confidence": float(confidences[i])}
             for i in order if confidences[i] > 0]
+
+
+def split_intent(intent: str, symbol: str) -> list[str]:
+    """``a+b`` → ``["a", "b"]`` (empty parts and repeats dropped)."""
+    return list(dict.fromkeys(part for part in intent.split(symbol) if part))
 
 
 def _index(names: list[str], name: str | None) -> int:

@@ -7,6 +7,8 @@ Metrics are named ``split/name``: ``train/loss``, ``train/intent_acc``, ``val/in
 ``val/score`` (their mean; what checkpointing and early stopping watch by default). With
 retrieval intents a response selector trains beside DIET (:mod:`nlu_models.diet.response_selector`)
 and adds ``train/response_loss``, ``train/response_acc`` and ``val/response_acc`` (in the score).
+For multi-label intents (``intent_loss: sigmoid``) ``intent_acc`` is exact-set accuracy: the
+predicted set (at ``multi_label_threshold``, never empty) equals the gold one.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from nlu_models.featurize import FeaturizerPipeline
 from nlu_models.inference import CHECKPOINT_FEATURIZERS_KEY, NLUInterpreter
 from nlu_models.modules.optim import adam
 from nlu_models.modules.regularization import add_l2_gradient, check_l2_mode
+from nlu_models.modules.similarity import predicted_label_sets
 
 TRIM_EVERY_N_BATCHES = 10
 
@@ -53,6 +56,7 @@ class DIETLitModule(L.LightningModule):
         self.save_hyperparameters(ignore=["pipeline"])
         self.model = DIETModel(DIETConfig.from_dict(dict(config)))
         self.labels = DIETLabels.from_dict(dict(labels))
+        check_multi_label(self.model.config, self.labels)
         self.response_selector = None
         if response_selector is not None:
             self.response_selector = DIETModel(DIETConfig.from_dict(dict(response_selector)))
@@ -68,9 +72,11 @@ class DIETLitModule(L.LightningModule):
         A model that fine-tunes its encoder (``finetune_encoder``) takes it from the pipeline's
         dense featurizer, and needs a data module built with ``finetune_encoder=True``.
         A ``FallbackClassifier`` entry in the data module's pipeline spec becomes ``fallback``
-        (unless ``training`` sets it). Training data with retrieval intents gets a response
-        selector: Rasa's ResponseSelector defaults updated by ``response_selector`` (a dict of
-        :class:`DIETConfig` keys); ``False`` trains none."""
+        (unless ``training`` sets it). A multi-label model (``intent_loss: sigmoid``) needs a
+        data module built with ``multi_label=True``, and the other way round. Training data
+        with retrieval intents gets a response selector: Rasa's ResponseSelector defaults
+        updated by ``response_selector`` (a dict of :class:`DIETConfig` keys); ``False`` trains
+        none."""
         datamodule.prepare()
         pipeline, labels = datamodule.pipeline, datamodule.labels
         config = dict(model or {})
@@ -171,7 +177,11 @@ class DIETLitModule(L.LightningModule):
 
     def _score_batch(self, batch: DIETInputs) -> tuple[int, int, list, list, int, int]:
         prediction = self.model.predict(batch)
-        correct, total = _hits(prediction.intent_confidences, batch.intent_ids)
+        if self.model.config.multi_label:
+            correct, total = _set_hits(prediction.intent_confidences, batch.intent_targets,
+                                       self.model.config.multi_label_threshold)
+        else:
+            correct, total = _hits(prediction.intent_confidences, batch.intent_ids)
         response_correct = response_total = 0
         if self._has_responses(batch):
             selected = self.response_selector.predict(selector_inputs(self.model, batch))
@@ -226,6 +236,30 @@ def _hits(confidences: torch.Tensor | None, gold: torch.Tensor | None) -> tuple[
     known = gold >= 0
     predicted = confidences.argmax(dim=-1)
     return int((predicted == gold)[known].sum()), int(known.sum())
+
+
+def _set_hits(confidences: torch.Tensor | None, targets: torch.Tensor | None,
+              threshold: float) -> tuple[int, int]:
+    """Rows whose predicted intent set equals the gold one, and rows with a gold set."""
+    if confidences is None or targets is None:
+        return 0, 0
+    known = targets.any(dim=-1)
+    exact = (predicted_label_sets(confidences, threshold) == (targets > 0.5)).all(dim=-1)
+    return int(exact[known].sum()), int(known.sum())
+
+
+def check_multi_label(config: DIETConfig, labels: DIETLabels) -> None:
+    """A multi-label intent head (``intent_loss: sigmoid``) goes with multi-label labels (a data
+    module built with ``multi_label=True``) and a single-label one with single-label labels."""
+    if not config.intent_classification or config.multi_label == labels.multi_label:
+        return
+    if config.multi_label:
+        raise ValueError("the model has intent_loss='sigmoid' (multi-label intents) but the data "
+                         "module is not multi-label; build it with multi_label=True "
+                         "(data.multi_label=true)")
+    raise ValueError(f"the data module is multi-label (multi_label=True) but the model has "
+                     f"intent_loss={config.intent_loss!r}; use intent_loss='sigmoid' "
+                     "(model=diet_multilabel) or multi_label=False")
 
 
 _LIBC = None

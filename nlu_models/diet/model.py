@@ -3,8 +3,9 @@
 Reads top to bottom: :class:`DIETConfig` (every default equals Rasa 3.x's ``DIETClassifier`` as
 the default ``config.yml`` sets it up), the :class:`DIETInputs` a batch carries, then
 :class:`DIETModel` — feature combining, the sentence slot after the last token, the transformer,
-the intent head (dot-product similarity against embedded labels), CRF heads for entity, role and
-group, and the optional masked-LM auxiliary loss.
+the intent head (dot-product similarity against embedded labels; with ``intent_loss: sigmoid``
+an independent sigmoid per label, for multi-label intents), CRF heads for entity, role and group,
+and the optional masked-LM auxiliary loss.
 
 Dense features are normally precomputed by a frozen encoder and carried in the batch. With
 ``finetune_encoder`` the model owns the encoder (:class:`HFWordEncoder`) and computes them from
@@ -28,6 +29,7 @@ from nlu_models.modules import (
     DenseForSparse,
     DotProductLoss,
     Ffnn,
+    SigmoidLabelLoss,
     SoftmaxLabelLoss,
     SparseDropout,
     TransformerEncoder,
@@ -35,6 +37,7 @@ from nlu_models.modules import (
 )
 
 TAG_HEADS = ("entity", "role", "group")
+INTENT_LOSSES = ("dot_product", "softmax", "sigmoid")
 
 
 @dataclass
@@ -77,8 +80,10 @@ class DIETConfig:
     intent_classification: bool = True
     entity_recognition: bool = True
     use_masked_language_model: bool = False
-    # intent loss: Rasa's sampled dot-product loss, or a full softmax over all intents
-    intent_loss: str = "dot_product"   # "dot_product" | "softmax"
+    # intent loss: Rasa's sampled dot-product loss, a full softmax over all intents, or
+    # multi-label: an independent sigmoid per (atomic) intent, predicted at or above the threshold
+    intent_loss: str = "dot_product"   # "dot_product" | "softmax" | "sigmoid"
+    multi_label_threshold: float = 0.5
     number_of_negative_examples: int = 20
     similarity_type: str = "auto"
     loss_type: str = "cross_entropy"
@@ -91,9 +96,12 @@ class DIETConfig:
     ranking_length: int = 10
 
     def __post_init__(self) -> None:
-        if self.intent_loss not in ("dot_product", "softmax"):
-            raise ValueError(f"intent_loss must be 'dot_product' or 'softmax', not "
+        if self.intent_loss not in INTENT_LOSSES:
+            raise ValueError(f"intent_loss must be one of {INTENT_LOSSES}, not "
                              f"{self.intent_loss!r}")
+        if not 0.0 < self.multi_label_threshold < 1.0:
+            raise ValueError(f"multi_label_threshold must be in (0, 1), not "
+                             f"{self.multi_label_threshold}")
         if not (self.seq_sparse_dim or self.sent_sparse_dim or self.dense_dim):
             raise ValueError("DIET needs input features: seq_sparse_dim, sent_sparse_dim or "
                              "dense_dim must be > 0 (fit a featurizer pipeline first)")
@@ -102,6 +110,11 @@ class DIETConfig:
                              "dense featurizer in the pipeline)")
         if self.use_masked_language_model and self.number_of_transformer_layers == 0:
             raise ValueError("use_masked_language_model needs number_of_transformer_layers > 0")
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the intent head is multi-label (``intent_loss: sigmoid``)."""
+        return self.intent_loss == "sigmoid"
 
     @property
     def has_entities(self) -> bool:
@@ -141,6 +154,7 @@ class DIETInputs:
     encoder_attention_mask: Tensor | None = None  # (B, S) long
     encoder_word_index: Tensor | None = None      # (B, S) long: each sub-token's word (-1: none)
     intent_ids: Tensor | None = None       # (B,) long; -1: no intent (left out of the loss)
+    intent_targets: Tensor | None = None   # (B, L) float multi-hot (multi-label); 0-rows: none
     response_ids: Tensor | None = None     # (B,) long: response-selector labels, -1: none
     entity_tags: Tensor | None = None      # (B, T) long
     role_tags: Tensor | None = None        # (B, T) long
@@ -163,7 +177,7 @@ class DIETOutput:
 
 @dataclass
 class DIETPrediction:
-    intent_confidences: Tensor | None      # (B, L) softmax over all intents
+    intent_confidences: Tensor | None      # (B, L) softmax over all intents (sigmoid: each)
     tags: dict[str, Tensor]                # head → (B, T) decoded tag ids
     tag_confidences: dict[str, Tensor]     # head → (B, T)
 
@@ -237,6 +251,8 @@ class DIETModel(nn.Module):
         c = self.config
         if c.intent_loss == "softmax":
             return SoftmaxLabelLoss()
+        if c.intent_loss == "sigmoid":
+            return SigmoidLabelLoss(c.multi_label_threshold)
         return DotProductLoss.from_config(c, scale_loss=scale_loss, max_neg_sim=max_neg_sim)
 
     @property
@@ -336,14 +352,18 @@ class DIETModel(nn.Module):
         hidden, lengths = encoded["hidden"], x.lengths
         losses: dict[str, Tensor] = {}
         metrics: dict[str, Tensor] = {}
-        known = x.intent_ids >= 0 if x.intent_ids is not None else None
+        known = self.labelled_rows(x)
         if c.intent_classification and known is not None and known.any():
             text = self.sentence_embedding(hidden[known], lengths[known])
             labels = self.label_embeddings()
-            ids = torch.arange(labels.shape[0], device=labels.device)
-            intent_ids = x.intent_ids[known]
-            losses["intent"], metrics["intent_acc"] = self.intent_loss(
-                text, labels[intent_ids], intent_ids, labels, ids)
+            if c.multi_label:
+                losses["intent"], metrics["intent_acc"] = self.intent_loss(
+                    text, x.intent_targets[known], labels)
+            else:
+                ids = torch.arange(labels.shape[0], device=labels.device)
+                intent_ids = x.intent_ids[known]
+                losses["intent"], metrics["intent_acc"] = self.intent_loss(
+                    text, labels[intent_ids], intent_ids, labels, ids)
         for head in self.active_heads:
             gold = x.tags(head)
             if gold is None:
@@ -355,6 +375,13 @@ class DIETModel(nn.Module):
         if not losses:
             raise ValueError("the batch has no labels for any enabled task")
         return DIETOutput(loss=sum(losses.values()), losses=losses, metrics=metrics)
+
+    def labelled_rows(self, x: DIETInputs) -> Tensor | None:
+        """(B,) bool: the rows with a gold intent (the others stay out of the intent loss):
+        an id ≥ 0, or for a multi-label head at least one target; None without labels."""
+        if self.config.multi_label:
+            return x.intent_targets.any(dim=-1) if x.intent_targets is not None else None
+        return x.intent_ids >= 0 if x.intent_ids is not None else None
 
     def _mlm_loss(self, encoded: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         positions, golden = encoded["lm_positions"], encoded["lm_golden"]
@@ -443,5 +470,5 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["DIETConfig", "DIETInputs", "DIETModel", "DIETOutput", "DIETPrediction",
+__all__ = ["INTENT_LOSSES", "DIETConfig", "DIETInputs", "DIETModel", "DIETOutput", "DIETPrediction",
            "TAG_HEADS", "count_parameters", "rank_intents"]

@@ -11,6 +11,8 @@
     entity_confusion_matrix.png  token labels, as Rasa's DIETClassifier one (with entities)
     response_selection_report.json  response_selection_errors.json   (with retrieval intents
     response_selection_confusion_matrix.png  response_selection_histogram.png   and a selector)
+    multi_label_report.json      per atomic intent and averaged multi-label scores (multi-intent
+                                 labels ``a+b``, see below)
     report.md                    the human summary
 
 Intents are scored on the model's own predictions: a ``nlu_fallback`` from Rasa's
@@ -20,6 +22,14 @@ calibration (``intent_ece``, ``intent_mce``) is that of the top intent confidenc
 (:mod:`nlu_models.evaluation.calibration`). A retrieval intent ``faq/ask_name`` is scored as
 ``faq`` among the intents and as ``faq/ask_name`` by the response selection
 (:mod:`nlu_models.evaluation.responses`), when the predictions come from a model with one.
+
+Multi-intent labels (``intent_split_symbol`` given, and the predictions come from a multi-label
+model or some gold intent holds the symbol): ``multi_label_report.json`` scores the atomic
+intent sets (:mod:`nlu_models.evaluation.multi_label`) and the summary adds
+``intent_exact_match``, ``intent_micro_f1``, ``intent_samples_f1``, ``intent_hamming_loss`` and
+``intent_exact_match_multi_intent``. ``intent_report.json`` stays Rasa's, over the combined
+labels (Rasa learns ``a+b`` as one label); for a multi-label model's predictions gold and
+predicted names are written with their atomic intents sorted first, so ``b+a`` is ``a+b``.
 """
 from __future__ import annotations
 
@@ -36,6 +46,9 @@ from nlu_models.evaluation.entities import (entity_errors, entity_span_report,
                                             predicted_spans, token_labels)
 from nlu_models.evaluation.intents import (LabelPair, check_aligned, intent_errors,
                                            intent_pairs, intent_report)
+from nlu_models.evaluation.multi_label import (canonical_names, intent_sets,
+                                               is_multi_label_result, multi_label_report,
+                                               multi_label_scores)
 from nlu_models.evaluation.out_of_scope import out_of_scope_metrics
 from nlu_models.evaluation.plots import (plot_confusion_matrix, plot_label_predictions,
                                          plot_reliability_diagram)
@@ -52,18 +65,21 @@ RESPONSE_REPORT = "response_selection_report.json"
 RESPONSE_ERRORS = "response_selection_errors.json"
 RESPONSE_MATRIX = "response_selection_confusion_matrix.png"
 RESPONSE_HISTOGRAM = "response_selection_histogram.png"
+MULTI_LABEL_REPORT = "multi_label_report.json"
 
 
 def evaluate_nlu(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
                  out_dir: str | Path, meta: Mapping[str, Any], *, lenient: bool = False,
                  plots: bool = True, out_of_scope_intent: str | None = None,
-                 fallback: FallbackConfig | None = None) -> dict[str, Any]:
+                 fallback: FallbackConfig | None = None,
+                 intent_split_symbol: str | None = None) -> dict[str, Any]:
     """Score ``preds`` (Rasa parse results, one per gold message) and write the reports.
 
     ``fallback``: Rasa's ``FallbackClassifier`` to score with, applied to the model's
     predictions (``preds`` may come with or without it); without one, ``nlu_fallback``
     results in ``preds`` count as they are. ``out_of_scope_intent``: the intent of
-    out-of-scope messages (``oos``), for the out-of-scope metrics.
+    out-of-scope messages (``oos``), for the out-of-scope metrics. ``intent_split_symbol``:
+    what joins multi-intent labels (``+``, ATIS ``#``), for the multi-label scores.
 
     Returns the summary: ``meta`` first, then ``n_examples``, the fallback's thresholds when
     one is given, the intent keys when some gold message has an intent (with
@@ -77,9 +93,11 @@ def evaluate_nlu(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
     check_aligned(gold, preds)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    served = [fallback.apply(dict(undo_fallback(p))) for p in preds] if fallback \
+    symbol = intent_split_symbol
+    served = [fallback.apply(dict(undo_fallback(p, symbol))) for p in preds] if fallback \
         else list(preds)
-    preds = [undo_fallback(p) for p in served]  # the model's own, as `rasa test nlu` scores
+    preds = [undo_fallback(p, symbol) for p in served]  # the model's own, as `rasa test nlu`
+    gold, preds, multi_label = _multi_label(gold, preds, symbol)
     summary: dict[str, Any] = {**meta, "n_examples": len(gold)}
     if fallback is not None:
         summary["fallback_threshold"] = fallback.threshold
@@ -90,6 +108,8 @@ def evaluate_nlu(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
     if intents:
         bins = _intent_summary(summary, intents, gold, served, preds, out_of_scope_intent,
                                with_fallback=fallback is not None)
+    if multi_label:
+        summary.update(multi_label_scores(multi_label))
 
     entities = _entity_reports(gold, preds, lenient)
     if entities:
@@ -116,11 +136,14 @@ def evaluate_nlu(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
     if responses:
         files |= {RESPONSE_REPORT: responses,
                   RESPONSE_ERRORS: response_selection_errors(gold, preds)}
+    if multi_label:
+        files[MULTI_LABEL_REPORT] = multi_label
     images = _plot(gold, preds, out, bins, bool(entities), bool(responses)) if plots else []
     for name, content in files.items():
         (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False, default=str)
                                 + "\n", encoding="utf-8")
     sections = _response_markdown(responses, files[RESPONSE_ERRORS]) if responses else []
+    sections += _multi_label_markdown(multi_label) if multi_label else []
     (out / "report.md").write_text(_markdown(summary, intents, entities, errors, images,
                                              sections), encoding="utf-8")
     return summary
@@ -171,6 +194,21 @@ def _intent_summary(summary: dict[str, Any], intents: Mapping[str, Any],
     if out_of_scope_intent:
         summary.update(out_of_scope_metrics(gold, served, out_of_scope_intent, with_fallback))
     return bins
+
+
+def _multi_label(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
+                 symbol: str | None) -> tuple[Sequence[Message], Sequence[Mapping[str, Any]],
+                                              dict[str, Any]]:
+    """The multi-label report when multi-intent labels are scored (``symbol`` given, and a
+    multi-label model's predictions or a gold intent with the symbol); a multi-label model's
+    gold and predicted names in canonical order for the single-label reports."""
+    multi_model = any(is_multi_label_result(p) for p in preds)
+    if not symbol or not (multi_model or any(symbol in (m.intent or "") for m in gold)):
+        return gold, preds, {}
+    report = multi_label_report(*intent_sets(gold, preds, symbol))
+    if multi_model:
+        gold, preds = canonical_names(gold, preds, symbol)
+    return gold, preds, report
 
 
 def _label_scores(prefix: str, report: Mapping[str, Any]) -> dict[str, float]:
@@ -287,6 +325,19 @@ def _response_markdown(report: Mapping[str, Any], errors: Sequence[Mapping[str, 
     return lines
 
 
+def _multi_label_markdown(report: Mapping[str, Any]) -> list[str]:
+    multi = report["multi_intent"]
+    lines = ["", "## Multi-label intents", "",
+             f"Atomic intent sets (`{MULTI_LABEL_REPORT}`): exact match "
+             f"{_pct(report['exact_match'])} %, micro F1 {_pct(report['micro avg']['f1-score'])} "
+             f"%, samples F1 {_pct(report['samples avg']['f1-score'])} %, Hamming loss "
+             f"{_pct(report['hamming_loss'])} %."]
+    if multi["exact_match"] is not None:
+        lines[-1] += (f" On the {multi['support']} messages with two or more gold intents: "
+                      f"exact match {_pct(multi['exact_match'])} %.")
+    return lines + [""] + _worst_table(report, "atomic intent", confused=False)
+
+
 def _worst_table(report: Mapping[str, Any], label: str, confused: bool = True,
                  n: int = 10) -> list[str]:
     columns = [label, "precision", "recall", "F1", "support"] + (["confused with"] if confused else [])
@@ -333,7 +384,7 @@ def _spans(text: str, spans: Sequence[Mapping[str, Any]]) -> str:
 
 def _worst(report: Mapping[str, Any], n: int) -> list[tuple[str, Mapping[str, Any]]]:
     rows = [(k, v) for k, v in report.items()
-            if isinstance(v, Mapping) and not k.endswith(" avg")]
+            if isinstance(v, Mapping) and "f1-score" in v and not k.endswith(" avg")]
     return sorted(rows, key=lambda kv: (kv[1]["f1-score"], -kv[1]["support"], kv[0]))[:n]
 
 
@@ -347,4 +398,5 @@ def _is_number(value: Any) -> bool:
 
 def _is_metric(key: str, value: Any) -> bool:
     return isinstance(value, float) and (key.startswith(("oos_", "in_scope_")) or key.endswith(
-        ("_f1", "_accuracy", "_precision", "_recall", "_rate", "_ece", "_mce")))
+        ("_f1", "_accuracy", "_precision", "_recall", "_rate", "_ece", "_mce", "_exact_match",
+         "_hamming_loss", "_multi_intent")))

@@ -7,7 +7,8 @@ from nlu_models.modules.regularization import (
     check_l2_mode,
     kernel_parameters,
 )
-from nlu_models.modules.similarity import DotProductLoss, SoftmaxLabelLoss
+from nlu_models.modules.similarity import (DotProductLoss, SigmoidLabelLoss, SoftmaxLabelLoss,
+                                           predicted_label_sets)
 from nlu_models.modules.sparse import DenseForSparse, SparseDropout
 from nlu_models.modules.transformer import (
     MultiHeadAttention,
@@ -24,6 +25,7 @@ __all__ = [
     "Ffnn",
     "MultiHeadAttention",
     "RandomlyConnectedDense",
+    "SigmoidLabelLoss",
     "SoftmaxLabelLoss",
     "SparseDropout",
     "TransformerEncoder",
@@ -31,5 +33,6 @@ __all__ = [
     "add_l2_gradient",
     "check_l2_mode",
     "kernel_parameters",
+    "predicted_label_sets",
     "sinusoidal_positions",
 ]

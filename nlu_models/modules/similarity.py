@@ -1,9 +1,12 @@
-"""DIET's label losses (reference §1.4): Rasa's sampled dot-product loss and a plain softmax.
+"""DIET's label losses (reference §1.4): Rasa's sampled dot-product loss and a plain softmax,
+both single-label, and a sigmoid loss for multi-label intents.
 
-Both take ``inputs (B, E)`` (e.g. embedded sentences), ``labels (B, E)`` (their gold label
-embeddings), ``label_ids (B,)``, and the table of every label ``all_labels (L, E)`` with
-``all_label_ids (L,)``; both return ``(loss, accuracy)`` scalars and offer ``confidences``.
+The single-label ones take ``inputs (B, E)`` (e.g. embedded sentences), ``labels (B, E)`` (their
+gold label embeddings), ``label_ids (B,)``, and the table of every label ``all_labels (L, E)``
+with ``all_label_ids (L,)``; both return ``(loss, accuracy)`` scalars and offer ``confidences``.
 Ids may also be vectors (``(B, F)`` / ``(L, F)``, e.g. MLM token ids): equal means all-equal.
+:class:`SigmoidLabelLoss` takes ``inputs (B, E)``, multi-hot ``targets (B, L)`` and
+``all_labels (L, E)`` instead.
 """
 from __future__ import annotations
 
@@ -196,3 +199,44 @@ class SoftmaxLabelLoss(nn.Module):
         loss = F.cross_entropy(logits, targets)
         accuracy = (logits.argmax(dim=-1) == targets).float().mean()
         return loss, accuracy
+
+
+class SigmoidLabelLoss(nn.Module):
+    """Multi-label: one independent sigmoid per label over ``inputs @ all_labels.T`` plus a
+    learned bias (the prior of a label being present), trained with binary cross-entropy
+    against multi-hot targets, summed over the labels and averaged over the rows (the negative
+    log-likelihood of independent Bernoulli labels, as softmax cross-entropy is that of one
+    categorical label). Confidences do not sum to 1. The accuracy is exact-set accuracy of
+    :func:`predicted_label_sets` at ``threshold``.
+    """
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def logits(self, inputs: Tensor, all_labels: Tensor) -> Tensor:
+        return inputs @ all_labels.T + self.bias                            # (B, L)
+
+    def confidences(self, inputs: Tensor, all_labels: Tensor) -> Tensor:
+        """``(B, L)`` independent sigmoid confidences."""
+        return self.logits(inputs, all_labels).sigmoid()
+
+    def forward(self, inputs: Tensor, targets: Tensor, all_labels: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        logits = self.logits(inputs, all_labels)                            # (B, L)
+        loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        predicted = predicted_label_sets(logits.detach().sigmoid(), self.threshold)
+        accuracy = (predicted == (targets > 0.5)).all(dim=-1).float().mean()
+        return loss.sum(dim=-1).mean(), accuracy
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}"
+
+
+def predicted_label_sets(confidences: Tensor, threshold: float) -> Tensor:
+    """``(B, L)`` bool: the labels whose confidence reaches ``threshold``; the top label alone
+    in a row where none does (a multi-label prediction is never empty)."""
+    chosen = confidences >= threshold                                       # (B, L)
+    top = F.one_hot(confidences.argmax(dim=-1), confidences.shape[-1]).bool()  # (B, L)
+    return torch.where(chosen.any(dim=-1, keepdim=True), chosen, top)

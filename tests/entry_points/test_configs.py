@@ -51,6 +51,16 @@ def test_benchmark_data_is_addressed_through_one_path(tmp_path, monkeypatch):
     assert cfg.data.test.path.endswith("hwu64/liu2019_10fold/KFold_7")
 
 
+def test_multi_label_configs_pair_the_sigmoid_model_with_multi_label_data(tmp_path):
+    cfg = compose_config("train", ["experiment=diet_atis_multilabel"], tmp_path)
+    assert cfg.model.config.intent_loss == "sigmoid" and cfg.data.multi_label is True
+    assert cfg.data.intent_split_symbol == "#"
+    assert compose_config("train", ["experiment=diet_atis"], tmp_path).data.multi_label is False
+    cfg = compose_config("train", ["data=rasa_bot", "data.path=bot", "model=diet_multilabel",
+                                   "data.multi_label=true"], tmp_path)  # Rasa's a+b intents
+    assert cfg.data.intent_split_symbol == "+" and cfg.model.config.intent_loss == "sigmoid"
+
+
 @pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
 def test_trainer_configs_instantiate(trainer, tmp_path):
     cfg = compose_config("train", [f"trainer={trainer}"], tmp_path)
