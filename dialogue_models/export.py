@@ -3,7 +3,8 @@ at any dialab checkpoint and writes the bundle of its kind. The bundle format is
 :mod:`nlu_models.export`; a policy bundle holds, besides the common files:
 
 - ``labels.json``: ``{"actions": [...], "max_history": int | null, "ted_priority": int | null}``
-- ``featurizers.json``: the TED state featurizer (``StateFeaturizer.to_dict()``)
+- ``featurizers.json``: the TED state featurizer (``StateFeaturizer.to_dict()``): the dialogue
+  space and, for end-to-end models, the fitted user-text NLU pipeline under ``"text"``
 - ``policies.json``: the rule/memoization policies as ``PolicyEnsemble.to_dict()`` —
   ``{"space": ..., "policies": [...]}``, or ``{"policies": []}`` when TED runs alone
 - ``domain.yml``: the training domain, when the checkpoint carries it

@@ -135,8 +135,10 @@ class DialogueSpace:
                            f"action, a form nor a default action)") from None
 
     # ---- states --------------------------------------------------------------------------------
-    def state(self, tracker: Tracker) -> State:
-        """The state of ``tracker`` as it is now."""
+    def state(self, tracker: Tracker, with_text: bool = False) -> State:
+        """The state of ``tracker`` as it is now. A user turn holds its intent, or its text
+        when it has none; ``with_text`` keeps the text beside the intent too (TED's end-to-end
+        versions, :mod:`dialogue_models.featurize`)."""
         state: State = {}
         prev = tracker.latest_action_name
         message = tracker.latest_message
@@ -144,7 +146,7 @@ class DialogueSpace:
             user: dict[str, Any] = {}
             if message.intent:
                 user["intent"] = message.intent
-            elif message.text:
+            if message.text and (with_text or not message.intent):
                 user["text"] = message.text
             entities = self._entities(message.intent, message.entity_states())
             if entities:
@@ -205,12 +207,14 @@ def _passed_entities(intent, entity_names: list[str]) -> list[str] | None:
 
 
 # ---- trackers → states ---------------------------------------------------------------------------
-def tracker_states(tracker: Tracker, space: DialogueSpace) -> list[State]:
+def tracker_states(tracker: Tracker, space: DialogueSpace, with_text: bool = False
+                   ) -> list[State]:
     """One state before each action of ``tracker`` (what the policy saw when choosing it), then
-    the current state: ``len(actions) + 1`` states, as Rasa's ``tracker.past_states``."""
-    states = [space.state(view) for event, view in tracker.walk()
+    the current state: ``len(actions) + 1`` states, as Rasa's ``tracker.past_states``.
+    ``with_text``: user turns keep their text beside their intent (:meth:`DialogueSpace.state`)."""
+    states = [space.state(view, with_text) for event, view in tracker.walk()
               if isinstance(event, ActionExecuted)]
-    states.append(space.state(tracker))
+    states.append(space.state(tracker, with_text))
     return states
 
 

@@ -37,7 +37,8 @@ def train_dialogue(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     source = init_from(cfg)
     old = load_trained(source) if source else None
-    datamodule = build_datamodule(cfg.data).prepare(extend=old.space if old is not None else None)
+    datamodule = build_datamodule(cfg.data).prepare(
+        extend=old.featurizer if old is not None else None)
     bot, space = datamodule.bot, datamodule.space
     others = None  # the policies beside TED (none: TED alone, as in the TED paper's runs)
     if cfg.model.policies:

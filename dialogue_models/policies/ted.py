@@ -4,6 +4,12 @@ Training happens in Lightning (:class:`~dialogue_models.ted.datamodule.DialogueD
 :class:`~dialogue_models.ted.lit_module.TEDLitModule`, or :func:`fit_ted` for notebooks); this
 class featurizes a tracker the way the training examples were made and reads the confidences.
 Priority 1, the lowest, as in Rasa: rules and memoization decide first.
+
+With text features (end-to-end), a current user turn that has both an intent and a text is
+predicted twice, as Rasa's TED does: by its intent and by its text alone
+(:func:`~dialogue_models.featurize.state_versions`). The text prediction is kept when its top
+confidence exceeds ``e2e_confidence_threshold`` and its top similarity the intent one's; it is
+then flagged ``is_end_to_end`` (the ensemble prefers such predictions, as Rasa's).
 """
 from __future__ import annotations
 
@@ -13,10 +19,10 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from dialogue_models.domain import Domain
-from dialogue_models.featurize import StateFeaturizer
+from dialogue_models.featurize import StateFeaturizer, intent_version, state_versions
 from dialogue_models.policies.base import Policy, PolicyPrediction
-from dialogue_models.states import DialogueSpace, tracker_states
-from dialogue_models.ted.encoding import EncodedDialogue, collate
+from dialogue_models.states import DialogueSpace, State, tracker_states
+from dialogue_models.ted.encoding import collate, encode_states
 from dialogue_models.ted.model import TEDModel
 from dialogue_models.tracker import Tracker
 
@@ -59,16 +65,42 @@ class TEDPolicy(Policy):
 
     @torch.no_grad()
     def predict(self, tracker: Tracker, domain: Domain | None = None) -> PolicyPrediction:
-        states = tracker_states(tracker, self.space)
+        versions = self.state_versions(tracker)
+        batch = collate([encode_states(v, self.featurizer) for v in versions], self.mode)
+        device = next(self.model.parameters()).device
+        prediction = self.model.predict(batch.to(device))
+        confidences, similarities = prediction.confidences, prediction.similarities
+        if confidences.dim() == 3:  # full dialogue: (V, D, L), read the current turn
+            current = len(versions[0]) - 1
+            confidences, similarities = confidences[:, current], similarities[:, current]
+        text_wins = len(versions) == 2 and self._text_wins(confidences, similarities)
+        chosen = confidences[1 if text_wins else 0]                              # (L,)
+        return PolicyPrediction([float(c) for c in chosen.float().cpu()], self.name,
+                                self.priority, is_end_to_end=text_wins)
+
+    def _text_wins(self, confidences: torch.Tensor, similarities: torch.Tensor) -> bool:
+        """Rasa's ``_pick_confidence``: rows (intent version, text version), each (L,)."""
+        threshold = self.model.config.e2e_confidence_threshold
+        return bool(confidences[1].max() > threshold
+                    and similarities[1].max() > similarities[0].max())
+
+    def state_versions(self, tracker: Tracker) -> list[list[State]]:
+        """The states the model reads: one version, or two (intent, then text) when the
+        current user turn has both, the model has text features and the text has some (a
+        text of unseen words alone would be an empty user turn)."""
+        with_text = self.featurizer.text is not None
+        states = tracker_states(tracker, self.space, with_text)
         if self.mode == "max_history" and self.max_history is not None:
             states = states[-self.max_history:]
-        features = self.featurizer.encode(states)
-        batch = collate([EncodedDialogue(features)], self.mode)
-        device = next(self.model.parameters()).device
-        confidences = self.model.predict(batch.to(device)).confidences  # (1, L) or (1, D, L)
-        last = confidences[0] if confidences.dim() == 2 else confidences[0, len(states) - 1]
-        return PolicyPrediction([float(c) for c in last.float().cpu()], self.name,
-                                self.priority)
+        if not with_text:
+            return [states]
+        intents = set(self.space.intents)
+        if self.mode == "full_dialogue":
+            return [intent_version(states, intents)]
+        versions = state_versions(states, intents)
+        if len(versions) == 2 and not self.featurizer.encode_text(versions[1][-1:]).counts[0]:
+            return versions[:1]
+        return versions
 
     def to_dict(self) -> dict[str, Any]:
         return {"config": self.model.config.to_dict(), "featurizer": self.featurizer.to_dict(),
@@ -90,10 +122,12 @@ class TEDPolicy(Policy):
 def fit_ted(data: Any, epochs: int = 100, config: Mapping[str, Any] | None = None,
             mode: str = "max_history", max_history: int | None = 5, seed: int = 42,
             learning_rate: float = 1e-3, regularization_constant: float = 0.001,
-            priority: int | None = None, **trainer_kwargs: Any) -> TEDPolicy:
+            priority: int | None = None, featurizers: Sequence[dict[str, Any]] = (),
+            **trainer_kwargs: Any) -> TEDPolicy:
     """Train TED in plain Python (notebooks): ``data`` is a bot folder, a loaded ``BotData`` or a
-    prepared ``DialogueDataModule``; ``config`` overrides :class:`TEDConfig` fields. Runs a
-    quiet Lightning fit on the CPU unless ``trainer_kwargs`` say otherwise."""
+    prepared ``DialogueDataModule``; ``config`` overrides :class:`TEDConfig` fields;
+    ``featurizers`` (NLU featurizer entries) turn on user-text features. Runs a quiet Lightning
+    fit on the CPU unless ``trainer_kwargs`` say otherwise."""
     import lightning as L
 
     from dialogue_models.ted.datamodule import DialogueDataModule
@@ -101,7 +135,8 @@ def fit_ted(data: Any, epochs: int = 100, config: Mapping[str, Any] | None = Non
 
     L.seed_everything(seed, workers=True, verbose=False)
     datamodule = (data if isinstance(data, DialogueDataModule) else
-                  DialogueDataModule(data, mode=mode, max_history=max_history, seed=seed))
+                  DialogueDataModule(data, mode=mode, max_history=max_history, seed=seed,
+                                     featurizers=featurizers))
     datamodule.prepare()
     module = TEDLitModule(config={**dict(config or {}), **datamodule.model_config()},
                           labels={"actions": list(datamodule.space.actions),

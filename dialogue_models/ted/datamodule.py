@@ -5,6 +5,12 @@ stories into trackers (checkpoints, ``or`` steps, augmentation), makes examples 
 full-dialogue mode, and serves Rasa-style batches (balanced over the next action, batch size
 growing from 64 to 256). Rules are kept as trackers for the rule policy; TED trains on stories,
 as Rasa's ML policies do.
+
+End-to-end: with ``featurizers`` (NLU featurizer entries, as DIET's configs list them, e.g.
+``[{name: CountVectorsFeaturizer, analyzer: word}]``) an NLU :class:`FeaturizerPipeline` is
+fitted on the user texts TED sees in the training examples, and each turn's text gets its
+sentence features (:class:`~dialogue_models.featurize.StateFeaturizer`). Without them, stories
+with intent-less user texts are refused with an error naming the option.
 """
 from __future__ import annotations
 
@@ -16,7 +22,8 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from dialogue_models.featurize import DialogueExample, StateFeaturizer, make_examples
+from dialogue_models.featurize import (DialogueExample, StateFeaturizer, make_examples,
+                                       user_texts)
 from dialogue_models.domain import read_domain
 from dialogue_models.domain_inference import infer_domain
 from dialogue_models.generation import generate_trackers
@@ -27,6 +34,7 @@ from dialogue_models.ted.model import TEDInputs
 from dialogue_models.tracker import Tracker
 from nlu_models.data.errors import DataError
 from nlu_models.diet.batching import batch_size_for_epoch, epoch_batches, shard_batches
+from nlu_models.featurize import FeaturizerPipeline
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +42,15 @@ log = logging.getLogger(__name__)
 class DialogueDataModule(L.LightningDataModule):
     """``train``: a bot folder (domain + stories + rules) or a loaded :class:`BotData`.
     ``val_fraction`` of the training examples is held out for ``val/action_acc`` (0 = none,
-    Rasa's default ``evaluate_on_number_of_examples: 0``)."""
+    Rasa's default ``evaluate_on_number_of_examples: 0``). ``featurizers`` (empty: none) turn
+    on the user-text features (end-to-end stories)."""
 
     def __init__(self, train: str | Path | BotData, test: str | Path | None = None,
                  domain: str | Path | None = None, mode: str = "max_history",
                  max_history: int | None = 5, augmentation_factor: int = 50,
                  batch_size: int | Sequence[int] = (64, 256), batch_strategy: str = "balanced",
                  val_fraction: float = 0.0, seed: int = 42, num_workers: int = 0,
+                 featurizers: Sequence[dict[str, Any]] | None = None,
                  **metadata: Any) -> None:
         super().__init__()
         self.source, self.test_source, self.domain_source = train, test, domain
@@ -49,6 +59,7 @@ class DialogueDataModule(L.LightningDataModule):
         self.batch_size = list(batch_size) if not isinstance(batch_size, int) else batch_size
         self.batch_strategy, self.val_fraction = batch_strategy, val_fraction
         self.num_workers = num_workers
+        self.featurizer_spec = list(featurizers or [])
         self.metadata = metadata
         self.bot: BotData | None = None
         self.space: DialogueSpace | None = None
@@ -58,24 +69,31 @@ class DialogueDataModule(L.LightningDataModule):
         self._train: list[EncodedDialogue] = []
         self._val: list[EncodedDialogue] = []
 
-    def prepare(self, extend: DialogueSpace | None = None) -> "DialogueDataModule":
+    def prepare(self, extend: DialogueSpace | StateFeaturizer | None = None
+                ) -> "DialogueDataModule":
         """Load, replay and encode once (idempotent; ``setup`` calls it too). ``extend`` (a
-        trained model's space) is extended by the domain's instead of replaced: fine-tuning."""
+        trained model's state featurizer, or its space) is extended by the domain's and the
+        stories' instead of replaced: fine-tuning."""
         if self.featurizer is not None:
             return self
         bot = self.load_bot()
         if not bot.stories.stories:
             raise DataError("no training stories found: TED learns from stories (rules alone "
                             "train only the rule policy)", str(self.source))
+        old = extend if isinstance(extend, StateFeaturizer) else None
         self.space = DialogueSpace.from_domain(bot.domain)
         if extend is not None:
-            self.space = extend.extended(self.space)
-        self.featurizer = StateFeaturizer(self.space)
+            self.space = (old.space if old else extend).extended(self.space)
         self.trackers = generate_trackers(bot.stories, bot.domain,
                                           augmentation_factor=self.augmentation_factor,
                                           seed=self.seed)
-        self.examples = make_examples(self.trackers, self.space, self.mode, self.max_history)
-        _refuse_end_to_end(self.examples)
+        with_text = bool(self.featurizer_spec)
+        self.examples = make_examples(self.trackers, self.space, self.mode, self.max_history,
+                                      with_text=with_text)
+        if not with_text:
+            _refuse_user_texts(self.examples)
+        text = self._text_pipeline(old.text if old else None) if with_text else None
+        self.featurizer = StateFeaturizer(self.space, text)
         encoded = encode_examples(self.examples, self.featurizer)
         order = np.random.default_rng(self.seed).permutation(len(encoded))
         n_val = int(round(self.val_fraction * len(encoded)))
@@ -84,6 +102,22 @@ class DialogueDataModule(L.LightningDataModule):
         log.info("%d trackers (%d augmented) → %d %s examples", len(self.trackers),
                  sum(t.is_augmented for t in self.trackers), len(self.examples), self.mode)
         return self
+
+    def _text_pipeline(self, old: FeaturizerPipeline | None) -> FeaturizerPipeline | None:
+        """The NLU pipeline fitted on the user texts of the examples (extending ``old``'s
+        vocabulary when fine-tuning); ``old`` as it is (None when training afresh), with a
+        warning, when no story has user text."""
+        texts = sorted(user_texts(s for e in self.examples for s in e.states))
+        if not texts:
+            log.warning("model.featurizers is set but no training story has user text: TED "
+                        "gets no text features")
+            return old
+        pipeline = FeaturizerPipeline.from_config(self.featurizer_spec)
+        if pipeline.dense is not None:
+            raise ValueError("TED's text features are sparse only: remove the dense "
+                             "featurizer from model.featurizers")
+        fitted = pipeline.fit(texts)
+        return old.extended(fitted) if old is not None else fitted
 
     def load_bot(self) -> BotData:
         """The bot with the configured domain and test stories (read once), without replaying
@@ -148,14 +182,15 @@ class DialogueDataModule(L.LightningDataModule):
         return [t for t in self.trackers if augmented or not t.is_augmented]
 
 
-def _refuse_end_to_end(examples: Sequence[DialogueExample]) -> None:
-    """End-to-end stories (user text without an intent, bot text instead of an action) need
-    text features in TED, which dialab does not have yet: say so instead of training on
-    empty turns."""
+def _refuse_user_texts(examples: Sequence[DialogueExample]) -> None:
+    """End-to-end stories (user text without an intent) need TED's text features: say so
+    instead of training on empty user turns."""
     for example in examples:
         for state in example.states:
             if "text" in state.get("user", {}):
-                raise NotImplementedError(
-                    f"story '{example.tracker}' has a user turn with text but no intent: "
-                    "end-to-end (text) stories are not supported by dialab's TED yet; "
-                    "annotate the intent ('- intent: ...') or use the modular data")
+                raise ValueError(
+                    f"story '{example.tracker}' has a user turn with text but no intent "
+                    f"('{state['user']['text'][:60]}'): end-to-end stories need TED's text "
+                    "features; turn them on with model.featurizers (e.g. [{name: "
+                    "CountVectorsFeaturizer, analyzer: word}], or experiment="
+                    "ted_multiwoz_e2e), or annotate the intent")

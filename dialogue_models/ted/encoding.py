@@ -6,35 +6,43 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from dialogue_models.featurize import DialogueExample, StateFeaturizer
+from dialogue_models.featurize import DialogueExample, StateFeaturizer, TextBags
+from dialogue_models.states import State
 from dialogue_models.ted.model import TEDInputs
 
 IGNORE_LABEL = -100
 
 
 class EncodedDialogue:
-    """One example as arrays: ``features[attr]`` ``(D, F)`` and ``label_ids`` ``(labels,)``
-    (None at inference)."""
+    """One example as arrays: ``features[attr]`` ``(D, F)``, the user texts' sentence
+    features ``text`` (None without text features) and ``label_ids`` ``(labels,)`` (None at
+    inference)."""
 
-    __slots__ = ("features", "label_ids")
+    __slots__ = ("features", "label_ids", "text")
 
-    def __init__(self, features: dict[str, np.ndarray], label_ids: np.ndarray | None = None
-                 ) -> None:
-        self.features, self.label_ids = features, label_ids
+    def __init__(self, features: dict[str, np.ndarray], label_ids: np.ndarray | None = None,
+                 text: TextBags | None = None) -> None:
+        self.features, self.label_ids, self.text = features, label_ids, text
+
+
+def encode_states(states: Sequence[State], featurizer: StateFeaturizer,
+                  label_ids: np.ndarray | None = None) -> EncodedDialogue:
+    return EncodedDialogue(featurizer.encode(states), label_ids, featurizer.encode_text(states))
 
 
 def encode_examples(examples: Sequence[DialogueExample], featurizer: StateFeaturizer
                     ) -> list[EncodedDialogue]:
     space = featurizer.space
-    return [EncodedDialogue(featurizer.encode(e.states),
-                            np.asarray([space.action_index(a) for a in e.labels], np.int64))
+    return [encode_states(e.states, featurizer,
+                          np.asarray([space.action_index(a) for a in e.labels], np.int64))
             for e in examples]
 
 
 def collate(batch: Sequence[EncodedDialogue], mode: str) -> TEDInputs:
     """Left-aligned turns, zero padding; labels ``(B,)`` (max-history) or ``(B, D)`` with
-    -100 on padding (full-dialogue), None when the examples carry none (inference)."""
-    lengths = [next(iter(e.features.values())).shape[0] for e in batch]
+    -100 on padding (full-dialogue), None when the examples carry none (inference). Text bags
+    come flat: every turn's bag back to back, padded turns empty."""
+    lengths = [_length(e) for e in batch]
     width = max(lengths)
     features = {}
     for attribute in batch[0].features:
@@ -52,4 +60,25 @@ def collate(batch: Sequence[EncodedDialogue], mode: str) -> TEDInputs:
             labels[b, :lengths[b]] = torch.from_numpy(example.label_ids)
     else:
         labels = torch.from_numpy(np.stack([e.label_ids[-1:] for e in batch])[:, 0])
-    return TEDInputs(features=features, dialogue_mask=mask, label_ids=labels)
+    inputs = TEDInputs(features=features, dialogue_mask=mask, label_ids=labels)
+    if batch[0].text is not None:
+        inputs.text_ids, inputs.text_values, inputs.text_offsets = _flat_text(batch, width)
+    return inputs
+
+
+def _length(example: EncodedDialogue) -> int:
+    if example.features:
+        return next(iter(example.features.values())).shape[0]
+    return len(example.text.counts)
+
+
+def _flat_text(batch: Sequence[EncodedDialogue], width: int
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ids, values ``(nnz,)`` and the start of each turn's bag ``(B·D,)``."""
+    sizes = np.zeros((len(batch), width), dtype=np.int64)            # (B, D) entries per bag
+    for b, example in enumerate(batch):
+        sizes[b, :len(example.text.counts)] = example.text.counts
+    offsets = np.concatenate([[0], np.cumsum(sizes.ravel())[:-1]])   # (B·D,)
+    ids = np.concatenate([e.text.ids for e in batch]).astype(np.int64)
+    values = np.concatenate([e.text.values for e in batch]).astype(np.float32)
+    return torch.from_numpy(ids), torch.from_numpy(values), torch.from_numpy(offsets)

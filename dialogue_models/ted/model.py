@@ -13,10 +13,25 @@ Two modes, as Rasa's two tracker featurizers:
   masked to labelled turns. Unlike Rasa, which reads only the last turn at inference,
   :meth:`TEDModel.predict` returns every position (the caller reads ``length - 1``).
 
-What differs from Rasa, beyond the above: inputs are small dense multi-hot tensors, so Rasa's
-``DenseForSparse`` is an ``nn.Linear`` (same maths, bias included); there is no end-to-end text
-(``text``/``action_text``) and no entity recognition; in ``full_dialogue`` the sampled negatives
-come from labelled turns only (Rasa also samples padded ones before masking the loss).
+End-to-end user text (``text``, on when the state featurizer carries a fitted NLU pipeline:
+``featurizers`` in the TED model config): a user turn's text enters as its *sentence* features,
+a sparse bag of (id, value) pairs, through its own sparse input dropout → ``DenseForSparse``
+(``dense_dimension_text``) → ``Ffnn([encoding_dimension])``, concatenated to the turn beside the
+intent. Which turns carry text and which carry the intent is decided by the featurizer's
+versions (:func:`dialogue_models.featurize.state_versions`): a turn is its intent when it has
+one, else its text; a current turn with both also trains (and is predicted) as its text alone,
+and :class:`~dialogue_models.policies.ted.TEDPolicy` keeps the text prediction when it beats
+the intent one (``e2e_confidence_threshold``).
+
+What differs from Rasa, beyond the above: the other inputs are small dense multi-hot tensors, so
+their ``DenseForSparse`` is an ``nn.Linear`` (same maths, bias included). Not built: Rasa's text
+sequence transformer (``RasaSequenceLayer`` over the text's tokens; only sentence features are
+used here), user intent + text *summed* into one 50-wide user vector (here they are two
+concatenated parts), bot texts as features (``action_text``: an end-to-end bot utterance is an
+action of its own, one-hot as ``action_name`` and as a label — no label embedding from its
+words), and TED's entity recognition on the text. In ``full_dialogue`` the sampled negatives
+come from labelled turns only (Rasa also samples padded ones before masking the loss), and a
+turn with both an intent and a text is its intent only (no text version).
 
 Shape legend: ``B`` batch, ``D`` dialogue turns, ``F`` features of one attribute, ``E`` hidden
 size, ``L`` labels (actions), ``N`` labelled positions in the batch.
@@ -31,16 +46,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlu_models.modules import (
+    DenseForSparse,
     DotProductLoss,
     Ffnn,
     SoftmaxLabelLoss,
+    SparseDropout,
     TransformerEncoder,
     kernel_parameters,
 )
 
 # Turn attributes in the order their vectors are concatenated (Rasa: user, action, the rest).
-ATTRIBUTES = ("intent", "action_name", "entities", "slots", "active_loop")
-ENCODED_ATTRIBUTES = ("intent", "action_name")  # get Rasa's Ffnn([encoding_dimension]) layer
+ATTRIBUTES = ("intent", "text", "action_name", "entities", "slots", "active_loop")
+TEXT = "text"                                   # the sparse one: a bag of sentence features
+ENCODED_ATTRIBUTES = ("intent", "text", "action_name")  # get Ffnn([encoding_dimension])
 MODES = ("max_history", "full_dialogue")
 IGNORE_INDEX = -100
 
@@ -54,6 +72,7 @@ class TEDConfig:
     mode: str = "max_history"          # "max_history" | "full_dialogue"
     # architecture (Rasa 3.6 TEDPolicy defaults)
     dense_dimension: int = 20          # per attribute and for label_action_name
+    dense_dimension_text: int = 128    # the user text's sparse → dense projection
     encoding_dimension: int = 50       # intent, action_name, label_action_name
     transformer_size: int = 128
     number_of_transformer_layers: int = 1
@@ -79,6 +98,9 @@ class TEDConfig:
     maximum_negative_similarity: float = -0.2
     use_maximum_negative_similarity: bool = True
     negative_margin_scale: float = 0.8
+    # prediction (read by TEDPolicy): the text version of the current turn wins when its top
+    # confidence is above this and its top similarity above the intent version's
+    e2e_confidence_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.feature_sizes) - set(ATTRIBUTES))
@@ -97,6 +119,9 @@ class TEDConfig:
         if self.label_loss not in ("dot_product", "softmax"):
             raise ValueError(f"label_loss must be 'dot_product' or 'softmax', not "
                              f"{self.label_loss!r}")
+        if not 0.0 <= self.e2e_confidence_threshold <= 1.0:
+            raise ValueError("e2e_confidence_threshold must be in [0, 1], got "
+                             f"{self.e2e_confidence_threshold}")
         for name in ("drop_rate", "drop_rate_dialogue", "drop_rate_label", "drop_rate_attention"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -131,6 +156,10 @@ class TEDInputs:
     features: dict[str, Tensor]        # attribute → (B, D, F) float multi-hot / slot values
     dialogue_mask: Tensor              # (B, D) bool, True on real turns
     label_ids: Tensor | None = None    # (B,) max_history or (B, D) full_dialogue; -100 = none
+    # user texts' sentence features, every turn's bag back to back (padded turns: empty bags)
+    text_ids: Tensor | None = None     # (nnz,) 1-based pipeline ids
+    text_values: Tensor | None = None  # (nnz,)
+    text_offsets: Tensor | None = None  # (B·D,) where each turn's bag starts
 
     @property
     def lengths(self) -> Tensor:
@@ -139,9 +168,11 @@ class TEDInputs:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "TEDInputs":
         def move(t: Tensor) -> Tensor:
             return t.to(device, non_blocking=non_blocking)
+        def maybe(t: Tensor | None) -> Tensor | None:
+            return None if t is None else move(t)
         return TEDInputs({k: move(v) for k, v in self.features.items()},
-                         move(self.dialogue_mask),
-                         None if self.label_ids is None else move(self.label_ids))
+                         move(self.dialogue_mask), maybe(self.label_ids),
+                         maybe(self.text_ids), maybe(self.text_values), maybe(self.text_offsets))
 
 
 @dataclass
@@ -160,11 +191,15 @@ class TEDModel(nn.Module):
     def __init__(self, config: TEDConfig) -> None:
         super().__init__()
         self.config = c = config
-        # -- per turn: each attribute → Linear (Rasa's DenseForSparse) [→ Ffnn encoding layer]
+        # -- per turn: each attribute → Linear (Rasa's DenseForSparse) [→ Ffnn encoding layer];
+        #    the user text → DenseForSparse on its bag → Ffnn encoding layer
         self.turn_inputs = nn.ModuleDict({
-            a: _TurnAttribute(c.feature_sizes[a], c.dense_dimension,
-                              c.encoding_dimension if a in ENCODED_ATTRIBUTES else None,
-                              c.drop_rate, c.drop_rate_dialogue, c.connection_density)
+            a: (_TextAttribute(c.feature_sizes[a], c.dense_dimension_text, c.encoding_dimension,
+                               c.drop_rate, c.drop_rate_dialogue, c.connection_density)
+                if a == TEXT else
+                _TurnAttribute(c.feature_sizes[a], c.dense_dimension,
+                               c.encoding_dimension if a in ENCODED_ATTRIBUTES else None,
+                               c.drop_rate, c.drop_rate_dialogue, c.connection_density))
             for a in c.attributes})
         turn_width = sum(m.out_features for m in self.turn_inputs.values())
         # -- dialogue transformer over turns, then Embed
@@ -193,9 +228,13 @@ class TEDModel(nn.Module):
 
     # ---- dialogue side --------------------------------------------------------------------------
     def encode_turns(self, x: TEDInputs) -> Tensor:
-        """concat[user, action, entities, slots, active_loop] per turn → (B, D, E_turn)."""
+        """concat[intent, text, action, entities, slots, active_loop] per turn →
+        (B, D, E_turn)."""
         self._check_features(x)
-        parts = [self.turn_inputs[a](x.features[a]) for a in self.config.attributes]
+        parts = [self.turn_inputs[a](x.text_ids, x.text_values, x.text_offsets,
+                                     x.dialogue_mask.shape)
+                 if a == TEXT else self.turn_inputs[a](x.features[a])
+                 for a in self.config.attributes]
         return torch.cat(parts, dim=-1) * x.dialogue_mask.unsqueeze(-1)     # (B, D, E_turn)
 
     def dialogue_embedding(self, x: TEDInputs) -> Tensor:
@@ -259,11 +298,16 @@ class TEDModel(nn.Module):
         return labelled
 
     def _check_features(self, x: TEDInputs) -> None:
-        expected = {a: self.config.feature_sizes[a] for a in self.config.attributes}
+        expected = {a: self.config.feature_sizes[a] for a in self.config.attributes
+                    if a != TEXT}
         given = {a: t.shape[-1] for a, t in x.features.items() if t.shape[-1] > 0}
         if given != expected:
             raise ValueError(f"TED was built for features {expected} (attribute: width), "
                              f"the batch has {given}")
+        has_text = x.text_offsets is not None
+        if has_text != (TEXT in self.config.attributes):
+            raise ValueError(f"TED was built {'without' if has_text else 'with'} user text "
+                             f"features, the batch has {'some' if has_text else 'none'}")
 
     # ---- regularisation -------------------------------------------------------------------------
     def regularized_parameters(self) -> list[nn.Parameter]:
@@ -289,6 +333,29 @@ class _TurnAttribute(nn.Module):
     def forward(self, features: Tensor) -> Tensor:
         present = features.ne(0).any(dim=-1, keepdim=True)                  # (B, D, 1)
         x = self.dense_dropout(self.dense(self.input_dropout(features)))    # (B, D, E)
+        return self.encoder(x) * present                                    # (B, D, E)
+
+
+class _TextAttribute(nn.Module):
+    """The user text's sentence features, as Rasa's ConcatenateSparseDenseFeatures for ``text``
+    (sparse input dropout → DenseForSparse → dropout) plus the ``Ffnn([encoding_dimension])``
+    encoding layer, on flat bags (no dense one-hot matrix). Turns without text give zeros."""
+
+    def __init__(self, vocab_size: int, dense_dimension: int, encoding_dimension: int,
+                 drop_rate: float, drop_rate_encoding: float, density: float) -> None:
+        super().__init__()
+        self.input_dropout = SparseDropout(drop_rate)
+        self.dense = DenseForSparse(vocab_size, dense_dimension)
+        self.dense_dropout = nn.Dropout(drop_rate)
+        self.encoder = Ffnn(dense_dimension, [encoding_dimension], drop_rate_encoding, density)
+        self.out_features = self.encoder.out_features
+
+    def forward(self, ids: Tensor, values: Tensor, offsets: Tensor, turns: torch.Size) -> Tensor:
+        """``ids, values (nnz,)``, ``offsets (B·D,)``, ``turns`` = (B, D) → (B, D, E)."""
+        ends = torch.cat([offsets[1:], offsets.new_tensor([ids.numel()])])  # (B·D,)
+        present = (ends > offsets).reshape(*turns, 1)                        # (B, D, 1)
+        x = self.dense(ids, self.input_dropout(values), offsets)            # (B·D, E)
+        x = self.dense_dropout(x).reshape(*turns, -1)                        # (B, D, E)
         return self.encoder(x) * present                                    # (B, D, E)
 
 

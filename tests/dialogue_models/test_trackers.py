@@ -229,16 +229,3 @@ def test_tracker_json_round_trip():
     with pytest.raises(ValueError, match="unknown event type 'nonsense'"):
         event_from_dict({"event": "nonsense"})
 
-
-def test_end_to_end_stories_are_refused_with_a_clear_error():
-    from dialogue_models.project import BotData
-    from dialogue_models.ted.datamodule import DialogueDataModule
-
-    data = _stories("""
-stories:
-- story: e2e
-  steps: [{user: "hello there"}, {action: utter_greet}]
-""")
-    bot = BotData(domain=_domain(), stories=data)
-    with pytest.raises(NotImplementedError, match="end-to-end"):
-        DialogueDataModule(bot, augmentation_factor=0).prepare()

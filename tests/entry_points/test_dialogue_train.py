@@ -80,3 +80,41 @@ def test_dialogue_inference_imports_neither_lightning_nor_hydra():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+@pytest.fixture(scope="module")
+def trained_e2e(tmp_path_factory):
+    """The tiny end-to-end twin on Rasa's e2ebot (stories with intent-less user texts)."""
+    from tests.conftest import shared_data
+
+    shared_data("rasa_bots/rasa-examples/e2ebot")
+    out = tmp_path_factory.mktemp("ted_e2e")
+    cfg = compose_config("train", ["experiment=ted_tiny_e2e"], out)
+    return cfg, train(cfg), out
+
+
+def test_end_to_end_training_reports_and_round_trips_through_a_bundle(trained_e2e):
+    from dialogue_models.evaluation.predict import story_events
+    from dialogue_models.events import ActionExecuted
+    from dialogue_models.export import export_policy_bundle
+    from dialogue_models.tracker import Tracker
+
+    cfg, summary, out = trained_e2e
+    written = json.loads((out / "reports" / "summary.json").read_text())
+    assert written["dataset"] == "e2ebot" and written["action_accuracy"] > 0.5
+    ckpt = out / "checkpoints" / "last.ckpt"
+    bundle = export_policy_bundle(ckpt, out / "bundle")
+    assert json.loads((bundle / "featurizers.json").read_text())["text"]["sparse"]
+    expected, got = DialoguePolicy.load(ckpt), DialoguePolicy.load(bundle)
+    bot = load_bot(cfg.data.train)
+    checked = 0
+    for story in bot.test_stories.stories:  # every user turn has a text and an intent
+        tracker = Tracker(story.name, bot.domain.slots, name=story.name)
+        for position, (event, _) in enumerate(story_events(story, bot.domain)):
+            if isinstance(event, ActionExecuted) and position > 0:
+                want, have = (p.ensemble.policies[-1].predict(tracker) for p in (expected, got))
+                assert have.probabilities == pytest.approx(want.probabilities, abs=1e-6)
+                assert have.is_end_to_end == want.is_end_to_end
+                checked += 1
+            tracker.update(event)
+    assert checked == written["num_actions"]

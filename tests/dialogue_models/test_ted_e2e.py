@@ -1,0 +1,327 @@
+"""End-to-end TED: user texts as sentence features beside intents (``model.featurizers``).
+
+A tiny hand-written story set where intent-less user texts alone decide the next action: TED
+fits it with text features and cannot without them; the encoding has text exactly where the
+stories have it; a turn with both an intent and a text trains and predicts in two versions;
+checkpoint → bundle → load predicts the same; fine-tuning grows the text vocabulary; text-only
+stories without the option are refused naming it.
+"""
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from dialogue_models.domain import domain_from_yaml
+from dialogue_models.events import ACTION_LISTEN, ActionExecuted, UserUttered
+from dialogue_models.export import export_policy_bundle
+from dialogue_models.featurize import TEXT, StateFeaturizer, state_versions
+from dialogue_models.inference import DialoguePolicy
+from dialogue_models.policies.ted import TEDPolicy
+from dialogue_models.project import BotData
+from dialogue_models.stories import stories_from_yaml
+from dialogue_models.ted.datamodule import DialogueDataModule
+from dialogue_models.ted.encoding import collate, encode_examples, encode_states
+from dialogue_models.ted.growth import grow_ted
+from dialogue_models.ted.lit_module import TEDLitModule, action_hits
+from dialogue_models.ted.model import TEDConfig, TEDModel
+from dialogue_models.tracker import Tracker
+from nlu_models.data.yaml_io import parse_yaml
+
+WORDS = [{"name": "CountVectorsFeaturizer", "analyzer": "word"}]
+TINY = dict(dense_dimension=8, dense_dimension_text=16, encoding_dimension=16,
+            transformer_size=16, number_of_attention_heads=2, embedding_dimension=8,
+            number_of_negative_examples=4, drop_rate_dialogue=0.0)
+DOMAIN = """
+version: "3.1"
+intents: [greet, inform]
+responses:
+  utter_greet: [{text: hi}]
+  utter_price: [{text: "5 euros."}]
+  utter_hours: [{text: "From 9."}]
+  utter_address: [{text: "Main Street 1."}]
+"""
+# after the same greeting, only the words of the intent-less user turn tell the stories apart
+STORIES = """
+stories:
+- story: price
+  steps: [{intent: greet}, {action: utter_greet}, {user: how much is it}, {action: utter_price}]
+- story: hours
+  steps: [{intent: greet}, {action: utter_greet}, {user: when do you open},
+          {action: utter_hours}]
+- story: address
+  steps: [{intent: greet}, {action: utter_greet}, {user: where are you},
+          {action: utter_address}]
+- story: hours then price
+  steps: [{user: when do you open}, {action: utter_hours}, {user: how much is it},
+          {action: utter_price}]
+- story: intent and text
+  steps: [{intent: inform, user: what does it cost}, {action: utter_price}]
+"""
+
+
+def _domain(text: str = DOMAIN):
+    return domain_from_yaml(parse_yaml(text, "domain.yml"), "domain.yml")
+
+
+def _bot(stories: str = STORIES, domain: str = DOMAIN) -> BotData:
+    return BotData(domain=_domain(domain),
+                   stories=stories_from_yaml(parse_yaml(stories, "stories.yml"), "stories.yml"))
+
+
+def _datamodule(featurizers=WORDS, **kwargs) -> DialogueDataModule:
+    return DialogueDataModule(kwargs.pop("bot", None) or _bot(), augmentation_factor=0,
+                              featurizers=featurizers, batch_size=16, **kwargs).prepare()
+
+
+def _fit(featurizer: StateFeaturizer, examples, steps: int = 200, seed: int = 0) -> TEDModel:
+    """Full-batch Adam on ``examples``; returns the model in eval mode."""
+    torch.manual_seed(seed)
+    batch = collate(encode_examples(examples, featurizer), "max_history")
+    model = TEDModel(TEDConfig(feature_sizes=dict(featurizer.feature_sizes),
+                               num_actions=len(featurizer.space.actions), **TINY))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(batch).loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def _accuracy(model: TEDModel, featurizer: StateFeaturizer, examples) -> float:
+    batch = collate(encode_examples(examples, featurizer), "max_history")
+    correct, total = action_hits(model.predict(batch), batch)
+    return correct / total
+
+
+def _live(*turns: tuple[str | None, str | None]) -> Tracker:
+    """A conversation as the Agent passes it: each (text, intent) user turn answered by the
+    actions the stories take, ending on the user turn to answer."""
+    events = [ActionExecuted(ACTION_LISTEN)]
+    for i, (text, intent) in enumerate(turns):
+        events.append(UserUttered(text, intent))
+        if i < len(turns) - 1:
+            events += [ActionExecuted("utter_greet"), ActionExecuted(ACTION_LISTEN)]
+    return Tracker("live", {}, events)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    datamodule = _datamodule()
+    model = _fit(datamodule.featurizer, datamodule.examples)
+    return datamodule, TEDPolicy(model, datamodule.featurizer, max_history=5)
+
+
+# ---- data ---------------------------------------------------------------------------------------
+def test_the_pipeline_is_fitted_on_the_user_texts_of_the_stories():
+    datamodule = _datamodule()
+    vocabulary = datamodule.featurizer.text.sparse[0].to_dict()["vocabulary"]
+    assert vocabulary == sorted({"how", "much", "is", "it", "when", "do", "you", "open", "where",
+                                 "are", "what", "does", "cost"})
+    assert datamodule.model_config()["feature_sizes"][TEXT] == len(vocabulary)
+
+
+def test_turns_have_text_features_exactly_where_the_stories_have_text():
+    datamodule = _datamodule()
+    featurizer, pipeline = datamodule.featurizer, datamodule.featurizer.text
+    checked = 0
+    for example, encoded in zip(datamodule.examples, encode_examples(datamodule.examples,
+                                                                     featurizer)):
+        starts = np.concatenate([[0], np.cumsum(encoded.text.counts)])
+        for d, state in enumerate(example.states):
+            text = state.get("user", {}).get(TEXT)
+            ids = encoded.text.ids[starts[d]:starts[d + 1]]
+            values = encoded.text.values[starts[d]:starts[d + 1]]
+            if text is None:
+                assert len(ids) == 0
+                continue
+            expected = pipeline.transform(text)
+            np.testing.assert_array_equal(ids, expected.sent_ids)
+            np.testing.assert_array_equal(values, expected.sent_values)
+            assert not encoded.features["intent"][d].any()  # text alone: no intent features
+            checked += 1
+    assert checked >= 6
+
+
+def test_a_turn_with_intent_and_text_trains_in_both_versions():
+    datamodule = _datamodule()
+    story = [e for e in datamodule.examples if e.tracker == "intent and text"
+             and e.labels == ["utter_price"]]
+    assert [e.states[-1]["user"] for e in story] == [{"intent": "inform"},
+                                                     {"text": "what does it cost"}]
+    with_both = [{"user": {"intent": "inform", "text": "x", "entities": ("e",)}}]
+    assert state_versions(with_both, {"inform"}) == [[{"user": {"intent": "inform",
+                                                                "entities": ("e",)}}],
+                                                     [{"user": {"text": "x"}}]]
+    # an intent the domain lacks has no features: its text stands in, in one version
+    assert state_versions(with_both, {"greet"}) == [[{"user": {"text": "x"}}]]
+
+
+def test_stories_without_user_texts_get_no_text_features():
+    bot = _bot(STORIES.split("- story: hours then price")[0].replace(
+        "{user: how much is it}", "{intent: inform}").replace(
+        "{user: when do you open}", "{intent: inform}").replace(
+        "{user: where are you}", "{intent: greet}"))
+    featurizer = _datamodule(bot=bot).featurizer
+    assert featurizer.text is None and TEXT not in featurizer.feature_sizes
+
+
+def test_text_only_stories_without_the_option_are_refused_naming_it():
+    with pytest.raises(ValueError, match="story 'price' has a user turn with text but no "
+                                         "intent.*model.featurizers"):
+        _datamodule(featurizers=[])
+
+
+def test_a_dense_featurizer_is_refused():
+    pipeline = _datamodule().featurizer.text
+    pipeline.dense = object()  # stands in for a dense encoder: only its presence is checked
+    with pytest.raises(ValueError, match="sparse sentence features"):
+        StateFeaturizer(_datamodule().space, pipeline)
+    with pytest.raises(ValueError, match="sparse only: remove the dense featurizer"):
+        _datamodule(featurizers=WORDS + [{"name": "LanguageModelFeaturizer",
+                                          "model_name_or_path": "x"}])
+
+
+# ---- model --------------------------------------------------------------------------------------
+def test_text_decides_what_intents_cannot():
+    datamodule = _datamodule()
+    with_text = _fit(datamodule.featurizer, datamodule.examples)
+    assert _accuracy(with_text, datamodule.featurizer, datamodule.examples) == 1.0
+    # the same examples without text features: price/hours/address have identical inputs
+    blind = StateFeaturizer(datamodule.space)
+    without = _fit(blind, datamodule.examples)
+    assert _accuracy(without, blind, datamodule.examples) < 1.0
+
+
+def test_every_text_parameter_gets_a_gradient_and_batching_changes_nothing():
+    datamodule = _datamodule()
+    encoded = encode_examples(datamodule.examples, datamodule.featurizer)
+    model = TEDModel(TEDConfig(feature_sizes=datamodule.featurizer.feature_sizes,
+                               num_actions=len(datamodule.space.actions), **TINY))
+    model(collate(encoded, "max_history")).loss.backward()
+    text_parameters = dict(model.turn_inputs[TEXT].named_parameters())
+    assert text_parameters and all(p.grad is not None and p.grad.abs().sum() > 0
+                                   for p in text_parameters.values())
+    model.eval()
+    together = model.predict(collate(encoded, "max_history")).confidences
+    alone = torch.cat([model.predict(collate([e], "max_history")).confidences
+                       for e in encoded])
+    torch.testing.assert_close(together, alone)
+
+
+def test_a_batch_without_the_text_the_model_expects_is_refused():
+    datamodule = _datamodule()
+    model = TEDModel(TEDConfig(feature_sizes=datamodule.featurizer.feature_sizes,
+                               num_actions=len(datamodule.space.actions), **TINY))
+    blind = encode_examples(datamodule.examples, StateFeaturizer(datamodule.space))
+    with pytest.raises(ValueError, match="with user text features, the batch has none"):
+        model.predict(collate(blind, "max_history"))
+
+
+# ---- inference ----------------------------------------------------------------------------------
+def test_the_policy_answers_live_texts(fitted):
+    datamodule, policy = fitted
+    space = datamodule.space
+    for text, action in [("how much is it", "utter_price"), ("when do you open", "utter_hours"),
+                         ("where are you", "utter_address")]:
+        prediction = policy.predict(_live(("hi", "greet"), (text, None)))
+        assert prediction.action(space) == action, text
+        assert not prediction.is_end_to_end  # one version: the turn has no intent
+
+
+def test_a_live_turn_with_intent_and_text_is_predicted_in_two_versions(fitted):
+    datamodule, policy = fitted
+    tracker = _live(("hi", "greet"), ("where are you", "inform"))
+    versions = policy.state_versions(tracker)
+    assert [v[-1]["user"] for v in versions] == [{"intent": "inform"}, {"text": "where are you"}]
+    batch = collate([encode_states(v, datamodule.featurizer) for v in versions], "max_history")
+    both = policy.model.predict(batch)                                      # (2, L)
+    text_wins = policy._text_wins(both.confidences, both.similarities)
+    prediction = policy.predict(tracker)
+    assert prediction.is_end_to_end == text_wins
+    assert prediction.probabilities == pytest.approx(
+        both.confidences[int(text_wins)].tolist(), abs=1e-6)
+    # a text of unseen words alone would be an empty user turn: no text version then
+    unseen = policy.state_versions(_live(("hi", "greet"), ("zzz qqq", "inform")))
+    assert [v[-1]["user"] for v in unseen] == [{"intent": "inform"}]
+
+
+def test_the_text_version_wins_only_when_sure_and_more_similar(fitted):
+    _, policy = fitted
+    confidences = torch.tensor([[0.7, 0.3], [0.2, 0.8]])                    # (intent, text)
+    assert policy._text_wins(confidences, torch.tensor([[0.5, 0.1], [0.2, 0.9]]))
+    assert not policy._text_wins(confidences, torch.tensor([[0.95, 0.1], [0.2, 0.9]]))
+    unsure = torch.tensor([[0.5, 0.5], [0.5, 0.5]])                        # not above 0.5
+    assert not policy._text_wins(unsure, torch.tensor([[0.5, 0.1], [0.2, 0.9]]))
+
+
+def test_checkpoint_and_bundle_predict_the_same(tmp_path):
+    datamodule = _datamodule()
+    L.seed_everything(0, verbose=False)
+    module = TEDLitModule(config={**TINY, **datamodule.model_config()},
+                          labels={"actions": list(datamodule.space.actions), "max_history": 5},
+                          featurizer=datamodule.featurizer.to_dict())
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False)
+    trainer.fit(module, datamodule=datamodule)
+    ckpt = tmp_path / "ted.ckpt"
+    trainer.save_checkpoint(ckpt)
+    bundle = export_policy_bundle(ckpt, tmp_path / "bundle")
+    stored = json.loads((bundle / "featurizers.json").read_text())
+    assert stored[TEXT]["sparse"][0]["vocabulary"] == \
+        datamodule.featurizer.text.to_dict()["sparse"][0]["vocabulary"]
+    expected = TEDPolicy.from_lit_module(module.cpu())
+    loaded = [DialoguePolicy.load(path).ensemble.policies[-1] for path in (ckpt, bundle)]
+    for tracker in [_live(("how much is it", None)),
+                    _live(("hi", "greet"), ("where are you", None)),
+                    _live(("hi", "greet"), ("what does it cost", "inform"))]:
+        want = expected.predict(tracker)
+        for policy in loaded:
+            got = policy.predict(tracker)
+            assert got.probabilities == pytest.approx(want.probabilities, abs=1e-6)
+            assert got.is_end_to_end == want.is_end_to_end
+
+
+# ---- fine-tuning --------------------------------------------------------------------------------
+GROWN_DOMAIN = DOMAIN + "  utter_delivery: [{text: \"Yes.\"}]\n"
+GROWN_STORIES = STORIES + """- story: delivery
+  steps: [{intent: greet}, {action: utter_greet}, {user: do you deliver},
+          {action: utter_delivery}]
+"""
+
+
+def test_fine_tuning_grows_the_text_vocabulary_and_keeps_old_answers(fitted):
+    old_datamodule, old = fitted
+    grown = DialogueDataModule(_bot(GROWN_STORIES, GROWN_DOMAIN), augmentation_factor=0,
+                               featurizers=WORDS).prepare(extend=old.featurizer)
+    featurizer = grown.featurizer
+    old_vocabulary = old.featurizer.text.sparse[0].to_dict()["vocabulary"]
+    vocabulary = featurizer.text.sparse[0].to_dict()["vocabulary"]
+    assert vocabulary[:len(old_vocabulary)] == old_vocabulary and vocabulary[-1] == "deliver"
+    model = TEDModel(TEDConfig.from_dict({**old.model.config.to_dict(),
+                                          **grown.model_config()}))
+    described = grow_ted(old, model, featurizer)
+    assert f"text features: {len(old_vocabulary)} → {len(vocabulary)}" in described
+    model.eval()
+    # the old conversations reach the same dialogue embeddings through the grown tables
+    examples = old_datamodule.examples
+    before = old.model.dialogue_embedding(collate(encode_examples(examples, old.featurizer),
+                                                  "max_history"))
+    after = model.dialogue_embedding(collate(encode_examples(examples, featurizer),
+                                             "max_history"))
+    torch.testing.assert_close(after, before)
+
+
+def test_fine_tuning_between_text_and_no_text_is_refused(fitted):
+    _, old = fitted
+    bot = _bot(STORIES.split("- story: price")[0] + """- story: plain
+  steps: [{intent: greet}, {action: utter_greet}]
+""")
+    blind = DialogueDataModule(bot, augmentation_factor=0).prepare(extend=old.featurizer)
+    model = TEDModel(TEDConfig.from_dict({**old.model.config.to_dict(),
+                                          **blind.model_config()}))
+    with pytest.raises(ValueError, match="the old model has user-text features"):
+        grow_ted(old, model, blind.featurizer)
