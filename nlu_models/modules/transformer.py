@@ -3,7 +3,13 @@
 Order of operations in :class:`TransformerEncoder` (reference §1.3 (e)): input projection →
 ``× sqrt(units)`` → sinusoidal absolute positions (always) → dropout → pre-LN layers → final
 LayerNorm. The caller applies the final GELU. Padded keys get ``-1e9`` added to their attention
-logits, so padded positions never influence real ones. Extra legend: ``R`` = number of relative
+logits, so padded positions never influence real ones.
+
+In training, every position-wise step (projections, LayerNorms, the feed-forward block, dropout)
+runs on the real positions only, packed into ``(N, E)`` rows, and only the attention itself sees
+the padded ``(B, T)`` layout: batches mix short and long utterances (ATIS: 12 real positions of
+33 on average), so this skips most of the work on padding. The real positions' results are the
+same as with padding; padded positions come out as zeros (they are never read). Extra legend: ``R`` = number of relative
 distances (``2·max + 1``, or ``max + 1`` when unidirectional), ``D = E / H`` the head size.
 """
 from __future__ import annotations
@@ -88,28 +94,43 @@ class MultiHeadAttention(nn.Module):
         return x.view(b, t, self.num_heads, self.head_size).transpose(1, 2)  # (B, H, T, D)
 
     def forward(self, x: Tensor, pad_mask: Tensor | None = None,
-                num_queries: int | None = None) -> tuple[Tensor, Tensor]:
+                num_queries: int | None = None, packed: "Packing | None" = None
+                ) -> tuple[Tensor, Tensor]:
         """``x (B, T, E)``, ``pad_mask (B, T)`` True = real → ``(B, Q, E)``, ``(B, H, Q, T)``.
 
         ``num_queries``: only the first ``Q`` positions attend (all ``T`` are still attended
-        to); ``None`` = all, ``Q = T``. The outputs equal the first rows of the full result."""
-        b, t, _ = x.shape
+        to); ``None`` = all, ``Q = T``. The outputs equal the first rows of the full result.
+        ``packed``: ``x`` is the real positions only, ``(N, E)``, and so is the output."""
+        if packed is not None:  # project the real rows, attend in the padded layout
+            q, k, v = (packed.unpack(proj(x)) for proj in (self.query, self.key, self.value))
+            out, weights = self._attend(q / math.sqrt(self.head_size), k, v, pad_mask, None)
+            return self.output(packed.pack(out)), weights  # (N, E), (B, H, T, T)
+        n = x.shape[1] if num_queries is None else num_queries
+        out, weights = self._attend(self.query(x[:, :n]) / math.sqrt(self.head_size),
+                                    self.key(x), self.value(x), pad_mask, num_queries)
+        return self.output(out), weights  # (B, Q, E), (B, H, Q, T)
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, pad_mask: Tensor | None,
+                num_queries: int | None) -> tuple[Tensor, Tensor]:
+        """Scaled projections ``q (B, Q, E)``, ``k, v (B, T, E)`` → ``(B, Q, E)`` before the
+        output projection, and the attention weights."""
+        b, t, _ = k.shape
         n = t if num_queries is None else num_queries
-        q = self._split_heads(self.query(x[:, :n])) / math.sqrt(self.head_size)  # (B, H, Q, D)
-        k = self._split_heads(self.key(x))  # (B, H, T, D)
-        v = self._split_heads(self.value(x))  # (B, H, T, D)
+        q = self._split_heads(q)  # (B, H, Q, D)
+        k = self._split_heads(k)  # (B, H, T, D)
+        v = self._split_heads(v)  # (B, H, T, D)
 
         logits = q @ k.transpose(-2, -1)  # (B, H, Q, T)
         relative = None
         if self.key_relative is not None or self.value_relative is not None:
-            relative = self._relative_index(t, x.device)[:n].expand(b, self.num_heads, n, t)
+            relative = self._relative_index(t, k.device)[:n].expand(b, self.num_heads, n, t)
         if self.key_relative is not None:
             by_distance = q @ self.key_relative.transpose(-2, -1)  # (B, H, Q, R)
             logits = logits + by_distance.gather(-1, relative)  # (B, H, Q, T)
         if pad_mask is not None:
             logits = logits + (~pad_mask.bool())[:, None, None, :] * NEG_INF  # (B, H, Q, T)
         if self.unidirectional:
-            future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)[:n]  # (Q, T)
+            future = torch.ones(t, t, dtype=torch.bool, device=k.device).triu(1)[:n]  # (Q, T)
             logits = logits + future * NEG_INF
 
         weights = logits.softmax(dim=-1)  # (B, H, Q, T)
@@ -120,8 +141,7 @@ class MultiHeadAttention(nn.Module):
             by_distance = probs.new_zeros(b, self.num_heads, n, self.value_relative.shape[1])
             by_distance.scatter_add_(-1, relative, probs)  # (B, H, Q, R)
             out = out + by_distance @ self.value_relative  # (B, H, Q, D)
-        out = out.transpose(1, 2).reshape(b, n, self.units)  # (B, Q, E)
-        return self.output(out), weights  # (B, Q, E), (B, H, Q, T)
+        return out.transpose(1, 2).reshape(b, n, self.units), weights  # (B, Q, E), (B, H, Q, T)
 
     def extra_repr(self) -> str:
         return (
@@ -174,13 +194,17 @@ class TransformerEncoderLayer(nn.Module):
         )
 
     def forward(self, x: Tensor, pad_mask: Tensor | None = None,
-                num_queries: int | None = None) -> tuple[Tensor, Tensor]:
-        """``num_queries``: compute only the first ``Q`` output positions (see attention)."""
+                num_queries: int | None = None, packed: "Packing | None" = None
+                ) -> tuple[Tensor, Tensor]:
+        """``num_queries``: compute only the first ``Q`` output positions (see attention);
+        ``packed``: ``x`` holds the real positions only, ``(N, E)`` (see the module doc)."""
         attended, weights = self.attention(self.attention_norm(x), pad_mask,
-                                           num_queries)  # (B, Q, E)
-        x = x[:, :attended.shape[1]] + self.attention_dropout(attended)  # (B, Q, E)
-        x = x + self.feed_forward(x)  # (B, Q, E)
-        return x, weights  # (B, Q, E), (B, H, Q, T)
+                                           num_queries, packed)  # (B, Q, E) | (N, E)
+        if packed is None:
+            x = x[:, :attended.shape[1]]
+        x = x + self.attention_dropout(attended)
+        x = x + self.feed_forward(x)
+        return x, weights  # (B, Q, E) | (N, E), (B, H, Q, T)
 
 
 class TransformerEncoder(nn.Module):
@@ -250,7 +274,16 @@ class TransformerEncoder(nn.Module):
         """``first_only``: the caller reads position 0 only (TED's max-history mode), so the
         last layer computes just that row: ``(B, 1, E)``, equal to ``full[:, :1]``."""
         attention: list[Tensor] = []
-        if self.num_layers > 0:
+        if self.num_layers > 0 and self.training and pad_mask is not None and not first_only:
+            packed = Packing(pad_mask)
+            positions = sinusoidal_positions(x.shape[1], self.units, x.device).to(x.dtype)
+            rows = self.input_projection(packed.pack(x)) * math.sqrt(self.units)  # (N, E)
+            rows = self.input_dropout(rows + positions[packed.positions])          # (N, E)
+            for layer in self.layers:
+                rows, weights = layer(rows, pad_mask, packed=packed)  # (N, E), (B, H, T, T)
+                attention.append(weights)
+            x = packed.unpack(self.final_norm(rows))  # (B, T, E), zeros on padding
+        elif self.num_layers > 0:
             t = x.shape[1]
             x = self.input_projection(x) * math.sqrt(self.units)  # (B, T, E)
             x = x + sinusoidal_positions(t, self.units, x.device).to(x.dtype)  # (B, T, E)
@@ -264,3 +297,21 @@ class TransformerEncoder(nn.Module):
         elif first_only:
             x = x[:, :1]
         return (x, attention) if return_attention else x
+
+
+class Packing:
+    """The real positions of a padded ``(B, T)`` batch as ``N`` packed rows: :meth:`pack`
+    ``(B, T, F) → (N, F)``, :meth:`unpack` back with zeros on the padding."""
+
+    def __init__(self, pad_mask: Tensor) -> None:
+        self.shape = pad_mask.shape
+        self.index = pad_mask.reshape(-1).nonzero().squeeze(1)   # (N,) flat b·T + t
+        self.positions = self.index % self.shape[1]              # (N,) t of each row
+
+    def pack(self, x: Tensor) -> Tensor:
+        return x.reshape(-1, x.shape[-1]).index_select(0, self.index)
+
+    def unpack(self, rows: Tensor) -> Tensor:
+        b, t = self.shape
+        out = rows.new_zeros(b * t, rows.shape[-1]).index_copy(0, self.index, rows)
+        return out.view(b, t, -1)

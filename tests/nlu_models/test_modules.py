@@ -230,6 +230,31 @@ def test_padding_does_not_change_real_positions(relative, unidirectional):
                                atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "relative, unidirectional", [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_training_on_packed_real_positions_equals_the_padded_computation(relative,
+                                                                          unidirectional):
+    """In training the position-wise steps run on the real positions only: without dropout,
+    the same outputs (and gradients) at real positions as the padded path, zeros on padding."""
+    encoder = _encoder(relative, unidirectional)
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    batch = torch.randn(3, 7, FEATURES, requires_grad=True)
+    pad_mask = torch.tensor([[True] * 4 + [False] * 3, [True] * 7, [True] * 2 + [False] * 5])
+    packed = encoder.train()(batch, pad_mask)
+    packed[pad_mask].sum().backward()
+    packed_grads = [p.grad.clone() for p in encoder.parameters()]
+    encoder.zero_grad()
+    padded = encoder.eval()(batch, pad_mask)
+    padded[pad_mask].sum().backward()
+    torch.testing.assert_close(packed[pad_mask], padded[pad_mask], atol=1e-5, rtol=1e-5)
+    assert not packed[~pad_mask].any()
+    for got, want in zip(packed_grads, (p.grad for p in encoder.parameters())):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 def test_unidirectional_encoder_is_causal():
     x = torch.randn(1, 6, FEATURES)
     changed = x.clone()
