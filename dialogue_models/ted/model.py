@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from nlu_models.modules import (
     DenseForSparse,
     DotProductLoss,
+    Dropout,
     Ffnn,
     SoftmaxLabelLoss,
     SparseDropout,
@@ -323,9 +324,9 @@ class _TurnAttribute(nn.Module):
     def __init__(self, in_features: int, dense_dimension: int, encoding_dimension: int | None,
                  drop_rate: float, drop_rate_encoding: float, density: float) -> None:
         super().__init__()
-        self.input_dropout = nn.Dropout(drop_rate)
+        self.input_dropout = Dropout(drop_rate)
         self.dense = nn.Linear(in_features, dense_dimension)
-        self.dense_dropout = nn.Dropout(drop_rate)
+        self.dense_dropout = Dropout(drop_rate)
         sizes = [encoding_dimension] if encoding_dimension else []
         self.encoder = Ffnn(dense_dimension, sizes, drop_rate_encoding, density)
         self.out_features = self.encoder.out_features
@@ -346,7 +347,7 @@ class _TextAttribute(nn.Module):
         super().__init__()
         self.input_dropout = SparseDropout(drop_rate)
         self.dense = DenseForSparse(vocab_size, dense_dimension)
-        self.dense_dropout = nn.Dropout(drop_rate)
+        self.dense_dropout = Dropout(drop_rate)
         self.encoder = Ffnn(dense_dimension, [encoding_dimension], drop_rate_encoding, density)
         self.out_features = self.encoder.out_features
 

@@ -28,6 +28,7 @@ from nlu_models.modules import (
     CRF,
     DenseForSparse,
     DotProductLoss,
+    Dropout,
     Ffnn,
     SigmoidLabelLoss,
     SoftmaxLabelLoss,
@@ -438,7 +439,7 @@ class _FeatureCombiner(nn.Module):
         if sparse_dim:
             self.sparse_dropout = SparseDropout(drop_rate if sparse_dropout else 0.0)
             self.dense_for_sparse = DenseForSparse(sparse_dim, units)
-            self.dropout = nn.Dropout(drop_rate if dense_dropout else 0.0)
+            self.dropout = Dropout(drop_rate if dense_dropout else 0.0)
         self.out_features = (units if sparse_dim else 0) + dense_dim
 
     def forward(self, ids: Tensor | None, values: Tensor | None, dense: Tensor | None,

@@ -3,6 +3,7 @@ from nlu_models.modules.crf import CRF
 from nlu_models.modules.dense import Ffnn, RandomlyConnectedDense
 from nlu_models.modules.regularization import (
     L2_MODES,
+    Dropout,
     add_l2_gradient,
     check_l2_mode,
     kernel_parameters,
@@ -22,6 +23,7 @@ __all__ = [
     "L2_MODES",
     "DenseForSparse",
     "DotProductLoss",
+    "Dropout",
     "Ffnn",
     "MultiHeadAttention",
     "RandomlyConnectedDense",

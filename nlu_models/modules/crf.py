@@ -62,12 +62,15 @@ class CRF(nn.Module):
         # has 300+) this is several times faster than materialising (B, L, L) every step.
         trans_max = self.transitions.max(dim=0, keepdim=True).values  # (1, L)
         exp_trans = (self.transitions - trans_max).exp()  # (L, L), entries in (0, 1]
-        alpha = emissions[:, 0]  # (B, L)
+        # unbind, not emissions[:, step]: the backward of each slice would fill a whole
+        # (B, T, L) gradient with zeros, T times per batch
+        steps = emissions.unbind(dim=1)  # T × (B, L)
+        alpha = steps[0]  # (B, L)
         for step in range(1, t):
             alpha_max = alpha.max(dim=-1, keepdim=True).values  # (B, 1)
             summed = (alpha - alpha_max).exp() @ exp_trans  # (B, L)
             advanced = summed.clamp_min(1e-30).log() + alpha_max + trans_max \
-                + emissions[:, step]  # (B, L)
+                + steps[step]  # (B, L)
             alpha = torch.where(mask[:, step, None], advanced, alpha)  # (B, L)
         log_partition = torch.logsumexp(alpha, dim=-1)  # (B,)
         return torch.where(lengths > 0, gold - log_partition, 0.0)  # (B,)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nlu_models.modules.regularization import Dropout
+
 
 def _tiled_identity(out_features: int, in_features: int) -> Tensor:
     """A (out, in) 0/1 matrix with a 1 in every row and every column.
@@ -85,7 +87,7 @@ class Ffnn(nn.Module):
             blocks += [
                 RandomlyConnectedDense(width, size, density=density),
                 nn.GELU(),
-                nn.Dropout(dropout),
+                Dropout(dropout),
             ]
             width = size
         self.layers = nn.Sequential(*blocks)

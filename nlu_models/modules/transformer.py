@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from nlu_models.modules.dense import RandomlyConnectedDense
+from nlu_models.modules.regularization import Dropout
 
 NEG_INF = -1e9
 
@@ -69,7 +70,7 @@ class MultiHeadAttention(nn.Module):
         self.key = RandomlyConnectedDense(units, units, bias=False, density=density)
         self.value = RandomlyConnectedDense(units, units, bias=False, density=density)
         self.output = RandomlyConnectedDense(units, units, bias=True, density=density)
-        self.dropout = nn.Dropout(attention_dropout)
+        self.dropout = Dropout(attention_dropout)
         num_distances = max_relative_position + 1
         if not unidirectional:
             num_distances += max_relative_position
@@ -183,14 +184,14 @@ class TransformerEncoderLayer(nn.Module):
             use_value_relative_position=use_value_relative_position,
             max_relative_position=max_relative_position,
         )
-        self.attention_dropout = nn.Dropout(dropout)
+        self.attention_dropout = Dropout(dropout)
         self.feed_forward = nn.Sequential(
             nn.LayerNorm(units, eps=1e-6),
             RandomlyConnectedDense(units, ffn_units, density=density),
             nn.GELU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             RandomlyConnectedDense(ffn_units, units, density=density),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
 
     def forward(self, x: Tensor, pad_mask: Tensor | None = None,
@@ -237,7 +238,7 @@ class TransformerEncoder(nn.Module):
         if num_layers == 0:
             return
         self.input_projection = RandomlyConnectedDense(input_features, units, density=density)
-        self.input_dropout = nn.Dropout(dropout)
+        self.input_dropout = Dropout(dropout)
         self.layers = nn.ModuleList(
             TransformerEncoderLayer(
                 units,

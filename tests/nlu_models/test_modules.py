@@ -585,3 +585,18 @@ def test_first_only_equals_the_first_row_of_the_full_encoder(relative, unidirect
     torch.testing.assert_close(first, full[:, :1])
     torch.testing.assert_close(first_attention[-1], attention[-1][:, :, :1])
     torch.testing.assert_close(first_attention[0], attention[0])
+
+
+def test_dropout_keeps_1_minus_p_of_the_elements_and_rescales_them():
+    from nlu_models.modules import Dropout
+
+    dropout = Dropout(0.2)
+    x = torch.ones(200, 500, requires_grad=True)
+    y = dropout(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.8) < 0.005
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1.25))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())  # the gradient goes through the same mask
+    assert torch.equal(dropout.eval()(x), x)
+    assert not Dropout(1.0)(x).any()
