@@ -52,7 +52,7 @@ def evaluate_dialogue_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     stories = bot.test_stories.stories if cfg.eval_split == "test" else bot.stories.stories
     return evaluate_dialogue(policy, bot.domain, stories, Path(cfg.paths.output_dir), {
         "dataset": datamodule.name, "split": cfg.eval_split, "seed": cfg.seed,
-        "checkpoint": str(cfg.ckpt_path)})
+        "checkpoint": str(cfg.ckpt_path)}, action_map=datamodule.action_map)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="eval")

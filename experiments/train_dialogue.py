@@ -17,7 +17,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from dialogue_models.domain import domain_to_plain
-from dialogue_models.evaluation import evaluate_stories, format_story_summary
+from dialogue_models.evaluation import evaluate_stories, format_story_summary, read_action_map
 from dialogue_models.evaluation.predict import ensemble_predictor, predict_stories
 from dialogue_models.inference import DialoguePolicy
 from dialogue_models.policies.ensemble import PolicyEnsemble
@@ -70,23 +70,30 @@ def train_dialogue(cfg: DictConfig) -> dict[str, Any]:
             "mode": cfg.model.mode, "max_history": cfg.model.max_history,
             "epochs": trainer.current_epoch, "train_seconds": round(train_seconds, 2),
             "prepare_seconds": round(prepare_seconds, 2), "peak_memory_mb": peak_memory_mb(),
-            "num_train_examples": len(datamodule.examples), **summary})
+            "num_train_examples": len(datamodule.examples), **summary},
+            action_map=datamodule.action_map)
         log_reports(trainer.loggers, summary, out_dir / "reports")
     _finish_loggers(trainer)
     return {**metrics, **summary}
 
 
 def evaluate_dialogue(policy: DialoguePolicy, domain, stories, out_dir: Path,
-                      facts: dict[str, Any]) -> dict[str, Any]:
-    """Replay ``stories`` through the ensemble and write ``reports/``; prints Rasa's summary."""
+                      facts: dict[str, Any], action_map: str | Path | None = None
+                      ) -> dict[str, Any]:
+    """Replay ``stories`` through the ensemble and write ``reports/``; prints Rasa's summary.
+
+    With ``action_map`` (a JSON file ``{utterance: [act, ...]}``) the scores are on dialogue
+    acts, not on the literal actions (:mod:`dialogue_models.evaluation.action_map`); its path
+    goes into the summary."""
+    facts = {**facts, **({"action_map": str(action_map)} if action_map else {})}
     if not stories:
         log.warning("no test stories: no story report")
-        return dict(facts)
+        return facts
+    labels = read_action_map(action_map) if action_map else None
     results = predict_stories(ensemble_predictor(policy.ensemble, domain), stories, domain)
-    facts = dict(facts)
     dataset, split = str(facts.pop("dataset", "")), str(facts.pop("split", "test"))
     summary = evaluate_stories(results, out_dir, dataset=dataset, split=split,
-                               extra_summary=facts)
+                               extra_summary=facts, action_map=labels)
     print(format_story_summary(summary))
     log.info("reports written to %s", out_dir / "reports")
     return summary

@@ -8,8 +8,10 @@ wrongly predicted action line gets Rasa's inline comment::
 A wrong prediction of an implicit ``action_listen`` (a prediction with ``step_index`` None) is
 written as an extra ``- action: action_listen  # predicted: X`` line where the listen happened:
 after the preceding predicted action step and the slot / loop events that follow it, before the
-next user turn. The files read back with :func:`dialogue_models.stories.read_stories` (YAML
-comments are ignored), the extra lines as explicit ``action_listen`` steps.
+next user turn. Scored on an action map (:mod:`dialogue_models.evaluation.action_map`), a line
+is wrong when the act labels differ, and the comment reads ``# predicted: <acts> (<utterance>)``.
+The files read back with :func:`dialogue_models.stories.read_stories` (YAML comments are
+ignored), the extra lines as explicit ``action_listen`` steps.
 """
 from __future__ import annotations
 
@@ -70,7 +72,8 @@ def annotated_steps(story: Story, predictions: Sequence[ActionPrediction]
                 comments[prediction.step_index] = _comment(prediction)
         elif wrong:
             position = listen_position(story.steps, last_action)
-            inserted[position].append(({"action": prediction.gold}, _comment(prediction)))
+            gold = prediction.gold_action or prediction.gold  # the literal action, mapped or not
+            inserted[position].append(({"action": gold}, _comment(prediction)))
     out: list[tuple[dict[str, Any], str | None]] = []
     for index, step in enumerate(story.steps):
         out += inserted.get(index, [])
@@ -91,7 +94,11 @@ def listen_position(steps: Sequence[Step], last_action: int) -> int:
 
 
 def _comment(prediction: ActionPrediction) -> str:
-    return "predicted: " + " ".join(str(prediction.predicted).split())  # one line, always
+    """``predicted: X``; scored on an action map, ``predicted: <acts> (<literal action>)``."""
+    text = str(prediction.predicted)
+    if prediction.predicted_action not in (None, prediction.predicted):
+        text += f" ({prediction.predicted_action})"
+    return "predicted: " + " ".join(text.split())  # one line, always
 
 
 def check_predictions(story: Story, predictions: Sequence[ActionPrediction]) -> None:

@@ -10,6 +10,10 @@
     story_confusion_matrix.png     (with ``plots``)
     report.md                      the human summary
 
+With an ``action_map`` (end-to-end stories whose bot actions are utterances) every score is
+computed on dialogue-act labels instead of the literal actions; the literal accuracy is kept as
+``utterance_action_accuracy`` (:mod:`dialogue_models.evaluation.action_map` defines the metric).
+
 :func:`format_story_summary` prints the summary as ``rasa test core`` logs it.
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from dialogue_models.evaluation.action_map import map_results
 from dialogue_models.evaluation.failed_stories import (NO_FAILURES, NO_SUCCESSES,
                                                        annotated_stories_yaml, check_predictions)
 from dialogue_models.story_model import Story
@@ -41,6 +46,9 @@ class ActionPrediction:
     policy: str | None  # the winning policy ("RulePolicy", "TEDPolicy", ...); None if none
     confidence: float
     step_index: int | None  # index into story.steps of its ActionStep; None: implicit listen
+    # scored on an action map: gold / predicted hold the act labels, these the literal actions
+    gold_action: str | None = None
+    predicted_action: str | None = None
 
     @property
     def correct(self) -> bool:
@@ -63,15 +71,21 @@ class StoryResult:
 def evaluate_stories(results: Sequence[StoryResult], out_dir: str | Path | None, *,
                      dataset: str = "", split: str = "test",
                      extra_summary: Mapping[str, Any] | None = None,
-                     plots: bool = True) -> dict[str, Any]:
+                     plots: bool = True,
+                     action_map: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Score ``results`` and, unless ``out_dir`` is None, write the reports to ``out_dir/reports``.
 
     Returns the summary: ``task``/``dataset``/``split``, then ``extra_summary`` (seed, epochs,
-    ...), then the metrics, which win over an ``extra_summary`` key of the same name. Raises
-    ValueError, before writing anything, when a ``step_index`` is not an action step.
+    ...), then the metrics, which win over an ``extra_summary`` key of the same name. With
+    ``action_map`` (``{action: act label}``, as ``read_action_map`` returns it) everything is
+    scored on act labels, plus ``utterance_action_accuracy`` (with and without action_listen)
+    on the literal actions. Raises ValueError, before writing anything, when a ``step_index``
+    is not an action step.
     """
     for result in results:
         check_predictions(result.story, result.predictions)
+    if action_map is not None:
+        results = map_results(results, action_map)
     report = story_report(results)
     summary = story_summary(results, report, dataset, split, extra_summary)
     if out_dir is None:
@@ -123,6 +137,7 @@ def story_summary(results: Sequence[StoryResult], report: Mapping[str, Any], dat
         **_action_metrics(report),
         **{key + EXCLUDING_LISTEN: value for key, value in _action_metrics(label_report(
             [p.gold for p in without_listen], [p.predicted for p in without_listen])).items()},
+        **utterance_metrics(predictions),
         "conversation_accuracy": conversation["accuracy"],
         "in_data_fraction": in_data_fraction(predictions),
         "num_actions": len(predictions),
@@ -135,11 +150,32 @@ def story_summary(results: Sequence[StoryResult], report: Mapping[str, Any], dat
             **metrics}
 
 
+def utterance_metrics(predictions: Sequence[ActionPrediction]) -> dict[str, float]:
+    """Scored on an action map: the accuracy on the literal actions, ``utterance_action_accuracy``
+    (all predictions) and ``utterance_action_accuracy_excluding_listen``; ``{}`` otherwise."""
+    if not predictions or predictions[0].gold_action is None:
+        return {}
+    without_listen = [p for p in predictions if p.gold_action != ACTION_LISTEN]
+    return {"utterance_action_accuracy" + suffix:
+            sum(p.predicted_action == p.gold_action for p in items) / len(items) if items else 0.0
+            for suffix, items in (("", predictions), (EXCLUDING_LISTEN, without_listen))}
+
+
 def story_errors(results: Sequence[StoryResult]) -> list[dict[str, Any]]:
-    """``errors.json``: each wrong prediction, in story order (``step`` None: implicit listen)."""
+    """``errors.json``: each wrong prediction, in story order (``step`` None: implicit listen);
+    scored on an action map, ``gold``/``predicted`` are act labels and ``gold_action`` /
+    ``predicted_action`` the literal actions."""
     return [{"story": r.story.name, "step": p.step_index, "gold": p.gold,
-             "predicted": p.predicted, "policy": p.policy, "confidence": p.confidence}
+             "predicted": p.predicted, **_literal_actions(p), "policy": p.policy,
+             "confidence": p.confidence}
             for r in results for p in r.predictions if not p.correct]
+
+
+def _literal_actions(prediction: ActionPrediction) -> dict[str, str]:
+    if prediction.gold_action is None:
+        return {}
+    return {"gold_action": prediction.gold_action,
+            "predicted_action": str(prediction.predicted_action)}
 
 
 def is_in_training_data(policy: str | None) -> bool:
@@ -181,6 +217,9 @@ def format_story_summary(summary: Mapping[str, Any]) -> str:
                   f"\tF1-Score:         {summary['action_weighted_f1' + suffix]:.3f}",
                   f"\tPrecision:        {summary['action_weighted_precision' + suffix]:.3f}",
                   f"\tAccuracy:         {accuracy:.3f}"]
+        if "utterance_action_accuracy" + suffix in summary:  # scored on dialogue acts
+            utterances = summary["utterance_action_accuracy" + suffix]
+            lines.append(f"\tUtterance accuracy: {utterances:.3f}")
         if not suffix:
             lines.append(f"\tIn-data fraction: {summary['in_data_fraction']:.3g}")
     return "\n".join(lines)
@@ -205,8 +244,9 @@ def _markdown(summary: Mapping[str, Any], report: Mapping[str, Any],
              f"({summary['num_actions' + EXCLUDING_LISTEN]} without action_listen), "
              f"{len(errors)} wrong.", "",
              "| metric | all actions (Rasa) | excluding action_listen |", "| --- | --- | --- |"]
-    for key in ("action_accuracy", "action_weighted_f1", "action_weighted_precision",
-                "action_macro_f1"):
+    keys = ["action_accuracy", "action_weighted_f1", "action_weighted_precision",
+            "action_macro_f1", "utterance_action_accuracy"]  # the last: with an action map
+    for key in (k for k in keys if k in summary):
         lines.append(f"| {key} | {_pct(summary[key])} | {_pct(summary[key + EXCLUDING_LISTEN])} |")
     lines += [f"| conversation_accuracy | {_pct(summary['conversation_accuracy'])} | |",
               f"| in_data_fraction | {_pct(summary['in_data_fraction'])} | |", "",

@@ -43,7 +43,9 @@ class DialogueDataModule(L.LightningDataModule):
     """``train``: a bot folder (domain + stories + rules) or a loaded :class:`BotData`.
     ``val_fraction`` of the training examples is held out for ``val/action_acc`` (0 = none,
     Rasa's default ``evaluate_on_number_of_examples: 0``). ``featurizers`` (empty: none) turn
-    on the user-text features (end-to-end stories)."""
+    on the user-text features (end-to-end stories). ``action_map`` (a JSON file ``{utterance:
+    [act, ...]}``; None: none) is not used for training: the story evaluation then scores
+    dialogue acts (:mod:`dialogue_models.evaluation.action_map`)."""
 
     def __init__(self, train: str | Path | BotData, test: str | Path | None = None,
                  domain: str | Path | None = None, mode: str = "max_history",
@@ -51,7 +53,7 @@ class DialogueDataModule(L.LightningDataModule):
                  batch_size: int | Sequence[int] = (64, 256), batch_strategy: str = "balanced",
                  val_fraction: float = 0.0, seed: int = 42, num_workers: int = 0,
                  featurizers: Sequence[dict[str, Any]] | None = None,
-                 **metadata: Any) -> None:
+                 action_map: str | Path | None = None, **metadata: Any) -> None:
         super().__init__()
         self.source, self.test_source, self.domain_source = train, test, domain
         self.mode, self.max_history = mode, max_history
@@ -60,6 +62,7 @@ class DialogueDataModule(L.LightningDataModule):
         self.batch_strategy, self.val_fraction = batch_strategy, val_fraction
         self.num_workers = num_workers
         self.featurizer_spec = list(featurizers or [])
+        self.action_map = action_map
         self.metadata = metadata
         self.bot: BotData | None = None
         self.space: DialogueSpace | None = None

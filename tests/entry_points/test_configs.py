@@ -61,6 +61,21 @@ def test_multi_label_configs_pair_the_sigmoid_model_with_multi_label_data(tmp_pa
     assert cfg.data.intent_split_symbol == "+" and cfg.model.config.intent_loss == "sigmoid"
 
 
+
+def test_end_to_end_multiwoz_is_scored_through_the_action_map_of_its_variant(tmp_path,
+                                                                            monkeypatch):
+    from experiments.train import build_datamodule
+
+    monkeypatch.setenv("DIALAB_DATA", "/data")
+    cfg = compose_config("train", ["experiment=ted_multiwoz_e2e"], tmp_path)
+    assert cfg.data.action_map == "/data/multiwoz21_ted/e2e-status/action_map.json"
+    assert build_datamodule(cfg.data).action_map == cfg.data.action_map  # a constructor argument
+    cfg = compose_config("train", ["experiment=ted_multiwoz_e2e", "data.variant=e2e"], tmp_path)
+    assert cfg.data.action_map == "/data/multiwoz21_ted/e2e/action_map.json"
+    for experiment in ("ted_multiwoz", "ted_demo", "ted_tiny_e2e"):  # utterances stay literal
+        assert compose_config("train", [f"experiment={experiment}"], tmp_path).data.action_map \
+            is None, experiment
+
 @pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
 def test_trainer_configs_instantiate(trainer, tmp_path):
     cfg = compose_config("train", [f"trainer={trainer}"], tmp_path)

@@ -57,6 +57,29 @@ def test_checkpoint_reloads_and_evaluates_the_same(trained, tmp_path):
         assert again[key] == pytest.approx(summary[key]), key
 
 
+def test_evaluation_scores_acts_through_data_action_map(trained, tmp_path):
+    cfg, summary, out = trained
+    from dialogue_models.story_model import ActionStep
+
+    gold = {s.name for story in load_bot("data/demo_bot").test_stories.stories
+            for s in story.steps if isinstance(s, ActionStep) and s.name != "action_listen"}
+    action_map = tmp_path / "action_map.json"  # every bot action is the same act: "bot_turn"
+    action_map.write_text(json.dumps({a: ["bot_turn"] for a in gold}))
+    eval_cfg = compose_config("eval", [f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}",
+                                       "task=dialogue", "data=demo_bot_stories",
+                                       f"data.action_map={action_map}"], tmp_path)
+    acts = evaluate(eval_cfg)
+    assert json.loads((tmp_path / "reports" / "summary.json").read_text()) == acts
+    assert acts["action_map"] == str(action_map)
+    for key in ("action_accuracy", "action_accuracy_excluding_listen"):
+        assert acts["utterance_" + key] == pytest.approx(summary[key]), key
+    report = json.loads((tmp_path / "reports" / "story_report.json").read_text())
+    assert {k for k in report if k.startswith("utter_")} == set()
+    assert report["bot_turn"]["support"] == acts["num_actions_excluding_listen"]
+    # a bot turn is right whenever a bot action (any) was predicted for it
+    assert acts["action_accuracy_excluding_listen"] >= summary["action_accuracy_excluding_listen"]
+
+
 def test_the_policy_answers_a_live_tracker(trained):
     from dialogue_models.events import ACTION_LISTEN, ActionExecuted, UserUttered
     from dialogue_models.tracker import Tracker
