@@ -28,3 +28,55 @@ def test_malloc_trim_is_found_on_glibc():
     callback = ReleaseFreedMemory()
     assert callback._trim is not None
     callback.release()  # really calls it
+
+
+class _Scored:
+    """A tiny LightningModule whose validation score only falls: epoch 0 stays the best."""
+
+    @staticmethod
+    def make():
+        import lightning as L
+        import torch
+
+        class Module(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.weight = torch.nn.Parameter(torch.zeros(1))
+
+            def training_step(self, batch, batch_idx):
+                return (self.weight - 1.0).pow(2).sum()
+
+            def validation_step(self, batch, batch_idx):
+                self.log("val/score", -float(self.current_epoch))
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.1)
+
+            def train_dataloader(self):
+                return [torch.zeros(1)] * 2
+
+            def val_dataloader(self):
+                return [torch.zeros(1)]
+
+        return Module()
+
+
+@pytest.mark.parametrize("every_n_val_epochs", [1, 2])
+def test_last_checkpoint_is_the_last_validated_epoch_even_without_improvement(
+        tmp_path, every_n_val_epochs):
+    import lightning as L
+    import torch
+
+    from experiments.callbacks import ModelCheckpoint
+
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor="val/score", mode="max",
+                                 save_top_k=1, save_last=True, filename="best")
+    trainer = L.Trainer(max_epochs=4, callbacks=[checkpoint], logger=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        check_val_every_n_epoch=every_n_val_epochs, num_sanity_val_steps=0)
+    trainer.fit(_Scored.make())
+    best = torch.load(tmp_path / "best.ckpt", weights_only=False)
+    last = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert best["epoch"] == every_n_val_epochs - 1   # the first validated epoch scored best
+    # Lightning's own ModelCheckpoint leaves last.ckpt at the best epoch
+    assert last["epoch"] == 3 and last["global_step"] == trainer.global_step
