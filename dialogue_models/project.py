@@ -145,7 +145,8 @@ def bot_stats(bot: BotData) -> dict:
     return {
         "files": len(bot.files),
         "examples": len(nlu.examples),
-        "intents": len(nlu.intents),
+        "intents": len({m.retrieval_intent for m in nlu.examples if m.intent}),  # faq once
+        "response_keys": len({m.intent for m in nlu.examples if m.response_key}),
         "entity_types": len(nlu.entity_types),
         "entity_annotations": sum(len(m.entities) for m in nlu.examples),
         "synonyms": len(nlu.synonyms),
