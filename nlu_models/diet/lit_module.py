@@ -12,9 +12,6 @@ predicted set (at ``multi_label_threshold``, never empty) equals the gold one.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import sys
 from typing import Any
 
 import lightning as L
@@ -27,6 +24,7 @@ from nlu_models.diet.model import DIETConfig, DIETInputs, DIETModel
 from nlu_models.diet.response_selector import selector_config, selector_inputs
 from nlu_models.fallback import FallbackConfig
 from nlu_models.featurize import FeaturizerPipeline
+from nlu_models.memory import ReleaseFreedMemory
 from nlu_models.inference import CHECKPOINT_FEATURIZERS_KEY, NLUInterpreter
 from nlu_models.modules.optim import adam
 from nlu_models.modules.regularization import add_l2_gradient, check_l2_mode
@@ -139,12 +137,12 @@ class DIETLitModule(L.LightningModule):
     def models(self) -> list[DIETModel]:
         return [self.model] + ([self.response_selector] if self.response_selector else [])
 
-    def on_train_batch_end(self, outputs: Any, batch: DIETInputs, batch_idx: int) -> None:
-        if batch_idx % TRIM_EVERY_N_BATCHES == TRIM_EVERY_N_BATCHES - 1:
-            release_heap_memory()
-
-    def on_train_epoch_end(self) -> None:
-        release_heap_memory()
+    def configure_callbacks(self) -> list[L.Callback]:
+        """Trim the freed heap (:class:`~nlu_models.memory.ReleaseFreedMemory`) also under a
+        trainer built without dialab's callbacks config; one that lists it keeps its own."""
+        if any(isinstance(c, ReleaseFreedMemory) for c in self.trainer.callbacks):
+            return []
+        return [ReleaseFreedMemory(every_n_batches=TRIM_EVERY_N_BATCHES)]
 
     def on_after_backward(self) -> None:
         """Rasa's L2: gradient 2·c·w of ``c·Σw²`` on the kernels. In ``rasa`` mode it is added
@@ -260,23 +258,3 @@ def check_multi_label(config: DIETConfig, labels: DIETLabels) -> None:
     raise ValueError(f"the data module is multi-label (multi_label=True) but the model has "
                      f"intent_loss={config.intent_loss!r}; use intent_loss='sigmoid' "
                      "(model=diet_multilabel) or multi_label=False")
-
-
-_LIBC = None
-
-
-def release_heap_memory() -> None:
-    """Give freed heap pages back to the OS (glibc ``malloc_trim``).
-
-    Every batch has other shapes (tokens, bag sizes, a growing batch size), and glibc keeps the
-    high-water mark of each, so resident memory would creep up epoch after epoch (measured on
-    the demo bot: +60 MB per epoch, 2.7 GB after 100 epochs; with trimming it stays flat).
-    A no-op where glibc is not the allocator."""
-    global _LIBC
-    if not sys.platform.startswith("linux"):
-        return
-    if _LIBC is None:
-        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    trim = getattr(_LIBC, "malloc_trim", None)
-    if trim is not None:
-        trim(0)

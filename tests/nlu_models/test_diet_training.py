@@ -80,3 +80,21 @@ def test_training_is_seeded_and_repeatable(fitted):
     a = first.interpreter().parse("a large pizza to Rome")
     b = again.interpreter().parse("a large pizza to Rome")
     assert a == b
+
+
+@pytest.mark.parametrize("given", [None, 3])
+def test_the_heap_is_trimmed_by_exactly_one_callback(given):
+    """A plain trainer gets the module's ReleaseFreedMemory; a trainer that lists one (dialab's
+    callbacks config) keeps it and gets no second."""
+    from nlu_models.memory import ReleaseFreedMemory
+
+    dm = NLUDataModule(TINY_DATA, batch_size=[6, 12], show_progress=False).prepare()
+    module = DIETLitModule.for_data(dm, TINY_MODEL)
+    callbacks = [] if given is None else [ReleaseFreedMemory(every_n_batches=given)]
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, callbacks=callbacks,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(module, datamodule=dm)
+    trimmers = [c for c in trainer.callbacks if isinstance(c, ReleaseFreedMemory)]
+    assert len(trimmers) == 1
+    assert trimmers[0].every_n_batches == (given or 10)
