@@ -57,6 +57,7 @@ from dialogue_models.events import (ACTION_DEACTIVATE_LOOP, ACTION_DEFAULT_FALLB
 from dialogue_models.forms import Validator, run_form
 from dialogue_models.slot_extraction import extract_slots
 from dialogue_models.tracker import Tracker
+from nlu_models.data.schema import DEFAULT_SELECTOR, RESPONSE_SELECTOR
 
 __all__ = ["ActionRunner", "CustomAction", "ActionRejection", "ActionNotFoundError",
            "render_response", "render_variations", "selected_response", "fill_slots"]
@@ -67,8 +68,6 @@ CustomAction = Callable[[str, Tracker, Domain], list[Event]]
 _PLACEHOLDER = re.compile(r"\{([^\n{}]+?)\}")
 _INTERPOLATED_KEYS = ("buttons", "image", "custom", "attachment", "quick_replies")
 UTTER_PREFIX = "utter_"
-RESPONSE_SELECTOR = "response_selector"  # the parse data key of Rasa's ResponseSelector
-DEFAULT_SELECTOR = "default"  # the entry of a selector trained on all retrieval intents
 
 
 class ActionRejection(Exception):

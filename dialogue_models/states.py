@@ -27,6 +27,7 @@ from dialogue_models.domain_slots import Slot
 from dialogue_models.events import (ACTION_LISTEN, DEFAULT_ACTIONS, REQUESTED_SLOT,
                                     ActionExecuted)
 from dialogue_models.tracker import Tracker
+from nlu_models.diet.labels import appended
 
 State = dict[str, dict[str, Any]]
 UNFEATURIZED_SLOT_TYPES = ("any", "unfeaturized")
@@ -116,11 +117,11 @@ class DialogueSpace:
                                  "(type, values, min, max): a fine-tuned model cannot follow; "
                                  "rename the slot or train from scratch")
         return DialogueSpace(
-            intents=_appended(self.intents, other.intents),
-            actions=_appended(self.actions, other.actions),
-            entity_states=_appended(self.entity_states, other.entity_states),
+            intents=appended(self.intents, other.intents),
+            actions=appended(self.actions, other.actions),
+            entity_states=appended(self.entity_states, other.entity_states),
             slots=self.slots + [s for s in other.slots if s.name not in old_slots],
-            forms=_appended(self.forms, other.forms),
+            forms=appended(self.forms, other.forms),
             intent_entities={**self.intent_entities, **other.intent_entities})
 
     @cached_property
@@ -191,11 +192,6 @@ class DialogueSpace:
 
 def _slot_key(slot: Slot) -> tuple[Any, ...]:
     return slot.type, list(slot.values), slot.min_value, slot.max_value
-
-
-def _appended(old: list[str], new: list[str]) -> list[str]:
-    known = set(old)
-    return old + [name for name in new if name not in known]
 
 
 def _passed_entities(intent, entity_names: list[str]) -> list[str] | None:

@@ -226,12 +226,12 @@ def write_nlu_bundle(checkpoint: Mapping[str, Any], out_dir: str | Path,
     if int8 and not onnx:
         raise ValueError("int8=True quantizes the ONNX graph: it needs onnx=True")
     if onnx:
-        from nlu_models.onnx_export import onnx_bundle_files
+        from nlu_models.onnx_export import META_FILE, onnx_bundle_files
 
         model = DIETModel(config)
         model.load_state_dict(weights)
         files.update(onnx_bundle_files(model, int8=int8))
-        if SELECTOR_CONFIG in files and "onnx.json" in files:
+        if SELECTOR_CONFIG in files and META_FILE in files:  # DIET exported, so does its selector
             selector = DIETModel(DIETConfig.from_dict(files[SELECTOR_CONFIG]))
             selector.load_state_dict(selector_weights)
             files.update({SELECTOR_PREFIX + name: data

@@ -12,6 +12,8 @@ from typing import Any, Iterable
 from nlu_models.data.errors import SourceLocation
 
 RESPONSE_KEY_SEPARATOR = "/"
+RESPONSE_SELECTOR = "response_selector"  # a parse result's key for Rasa's ResponseSelector
+DEFAULT_SELECTOR = "default"  # its entry when one selector serves every retrieval intent
 
 
 @dataclass

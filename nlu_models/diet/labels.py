@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from nlu_models.data.schema import RESPONSE_KEY_SEPARATOR, EntitySpan, Message, NLUData
+from nlu_models.data.schema import (DEFAULT_SELECTOR, RESPONSE_KEY_SEPARATOR,
+                                    RESPONSE_SELECTOR, EntitySpan, Message, NLUData)
 from nlu_models.fallback import combined_intent
 from nlu_models.tokenize import NO_ENTITY_TAG, Token, aligned_spans, parse_tag, tag_runs, tags_for
 
@@ -86,12 +87,12 @@ class DIETLabels:
                              f"(split symbol {self.intent_split_symbol!r}) by ones with "
                              f"multi_label={other.multi_label} "
                              f"(split symbol {other.intent_split_symbol!r})")
-        return DIETLabels(intents=_appended(self.intents, other.intents),
-                          entities=_appended(self.entities, other.entities),
-                          roles=_appended(self.roles, other.roles),
-                          groups=_appended(self.groups, other.groups),
+        return DIETLabels(intents=appended(self.intents, other.intents),
+                          entities=appended(self.entities, other.entities),
+                          roles=appended(self.roles, other.roles),
+                          groups=appended(self.groups, other.groups),
                           scheme=self.scheme, synonyms={**self.synonyms, **other.synonyms},
-                          response_keys=_appended(self.response_keys, other.response_keys),
+                          response_keys=appended(self.response_keys, other.response_keys),
                           responses={**self.responses, **other.responses},
                           multi_label=self.multi_label,
                           intent_split_symbol=self.intent_split_symbol)
@@ -171,7 +172,7 @@ class DIETLabels:
                     intent_confidences, multi_label_threshold)
         result["entities"] = self.decode_entities(text, tokens, tags, confidences)
         if response_confidences is not None:
-            result["response_selector"] = self.response_selection(response_confidences)
+            result[RESPONSE_SELECTOR] = self.response_selection(response_confidences)
         return result
 
     def multi_label_intents(self, confidences: Sequence[float], threshold: float
@@ -201,7 +202,7 @@ class DIETLabels:
         best = ranking[0]
         action = f"utter_{best['intent_response_key']}"
         return {"all_retrieval_intents": self.retrieval_intents,
-                "default": {"response": {"responses": self.responses.get(action),
+                DEFAULT_SELECTOR: {"response": {"responses": self.responses.get(action),
                                          "confidence": best["confidence"],
                                          "intent_response_key": best["intent_response_key"],
                                          "utter_action": action},
@@ -270,7 +271,9 @@ def _index(names: list[str], name: str | None) -> int:
         return -1
 
 
-def _appended(old: list[str], new: list[str]) -> list[str]:
+def appended(old: list[str], new: list[str]) -> list[str]:
+    """``old`` with the names of ``new`` it lacks appended: every old name keeps its index (how
+    label tables grow for fine-tuning, here and in TED's dialogue space)."""
     known = set(old)
     return old + [name for name in new if name not in known]
 

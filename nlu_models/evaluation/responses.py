@@ -12,14 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Sequence
 
-from nlu_models.data.schema import Message
+from nlu_models.data.schema import DEFAULT_SELECTOR, RESPONSE_SELECTOR, Message
 from nlu_models.evaluation.intents import LabelPair, check_aligned, pairs_errors, pairs_report
 
 log = logging.getLogger(__name__)
 
 NO_RESPONSE = "None"  # what Rasa writes for a missing response prediction
-RESPONSE_SELECTOR = "response_selector"
-DEFAULT_SELECTOR = "default"
 
 
 def predicted_response(pred: Mapping[str, Any]) -> tuple[str, float]:
