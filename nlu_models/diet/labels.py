@@ -135,7 +135,7 @@ class DIETLabels:
         ``b+a`` and ``a+b`` are the same label; the label itself when not multi-label."""
         if intent is None or not self.multi_label:
             return intent
-        return self.intent_split_symbol.join(sorted(self.atomic_intents(intent)))
+        return canonical_intent(intent, self.intent_split_symbol)
 
     def response_id(self, message: Message) -> int:
         """Index of the message's ``intent_response_key`` (``faq/ask_name``) among
@@ -262,6 +262,11 @@ def _ranking(confidences: Sequence[float], names: Sequence[str], key: str
 def split_intent(intent: str, symbol: str) -> list[str]:
     """``a+b`` → ``["a", "b"]`` (empty parts and repeats dropped)."""
     return list(dict.fromkeys(part for part in intent.split(symbol) if part))
+
+
+def canonical_intent(intent: str, symbol: str) -> str:
+    """``b+a`` → ``a+b``: the atomic intents sorted (empty parts and repeats dropped)."""
+    return symbol.join(sorted(split_intent(intent, symbol)))
 
 
 def _index(names: list[str], name: str | None) -> int:

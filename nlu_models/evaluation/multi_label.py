@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, classification_report, hamming_loss
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from nlu_models.data.schema import Message
-from nlu_models.diet.labels import split_intent
+from nlu_models.diet.labels import canonical_intent, split_intent
 from nlu_models.evaluation.intents import check_aligned, predicted_intent
 
 AVERAGES = ("micro avg", "macro avg", "weighted avg", "samples avg")
@@ -88,7 +88,7 @@ def canonical_names(gold: Sequence[Message], preds: Sequence[Mapping[str, Any]],
     ``a+b``), so the single-label intent report compares a multi-label model's sets as
     combined labels whatever order the data wrote them in."""
     def canonical(name: str | None) -> str | None:
-        return symbol.join(sorted(split_intent(name, symbol))) if name else name
+        return canonical_intent(name, symbol) if name else name
 
     gold = [replace(m, intent=canonical(m.intent)) if m.response_key is None else m
             for m in gold]
