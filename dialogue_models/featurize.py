@@ -24,6 +24,7 @@ Examples (:func:`max_history_examples`, :func:`full_dialogue_examples`):
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Collection, Iterable, Mapping, Sequence
 
@@ -36,6 +37,7 @@ from nlu_models.featurize import FeaturizerPipeline
 
 DENSE_ATTRIBUTES = ("intent", "action_name", "entities", "slots", "active_loop")
 TEXT = "text"   # the sparse attribute: a user turn's sentence features
+TEXT_CACHE_SIZE = 1 << 16   # featurized user texts kept (least recently used dropped)
 EXAMPLE_MODES = ("max_history", "full_dialogue")
 
 
@@ -80,7 +82,9 @@ class StateFeaturizer:
         if text is not None:
             self.feature_sizes[TEXT] = text.sent_vocab_size
         self._cache: dict[str, dict[str, np.ndarray]] = {}
-        self._text_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # texts repeat across training windows; a server sees new ones without end, so the
+        # cache keeps the most recent TEXT_CACHE_SIZE only
+        self._text_cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def encode_state(self, state: State) -> dict[str, np.ndarray]:
         key = state_key([state])
@@ -122,10 +126,15 @@ class StateFeaturizer:
     def _sentence(self, text: str | None) -> tuple[np.ndarray, np.ndarray]:
         if not text:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if text not in self._text_cache:
+        cached = self._text_cache.get(text)
+        if cached is None:
             features = self.text.transform(text)
-            self._text_cache[text] = (features.sent_ids, features.sent_values)
-        return self._text_cache[text]
+            cached = self._text_cache[text] = (features.sent_ids, features.sent_values)
+            if len(self._text_cache) > TEXT_CACHE_SIZE:
+                self._text_cache.popitem(last=False)
+        else:
+            self._text_cache.move_to_end(text)
+        return cached
 
     def column_maps(self, old: "StateFeaturizer") -> dict[str, np.ndarray]:
         """Per attribute of ``old``, where each of its feature columns sits here (this

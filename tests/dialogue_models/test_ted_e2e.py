@@ -325,3 +325,22 @@ def test_fine_tuning_between_text_and_no_text_is_refused(fitted):
                                           **blind.model_config()}))
     with pytest.raises(ValueError, match="the old model has user-text features"):
         grow_ted(old, model, blind.featurizer)
+
+
+def test_the_text_cache_keeps_the_most_recent_texts_only(monkeypatch):
+    """A server featurizes new user texts without end: the cache must not grow with them."""
+    from dialogue_models import featurize
+
+    monkeypatch.setattr(featurize, "TEXT_CACHE_SIZE", 3)
+    from dialogue_models.states import DialogueSpace
+    from nlu_models.data.schema import Message, NLUData
+    from nlu_models.featurize import FeaturizerPipeline
+
+    messages = [Message(t) for t in ("one two", "three four", "five six")]
+    pipeline = FeaturizerPipeline.from_config(WORDS).fit(messages, NLUData(messages))
+    featurizer = featurize.StateFeaturizer(DialogueSpace(intents=["greet"]), pipeline)
+    texts = ["one", "two", "three", "one", "four", "five"]
+    bags = featurizer.encode_text([{"user": {"text": t}} for t in texts])
+    assert list(featurizer._text_cache) == ["one", "four", "five"]  # "one" was used again
+    again = featurizer.encode_text([{"user": {"text": t}} for t in texts])
+    assert np.array_equal(bags.ids, again.ids) and np.array_equal(bags.counts, again.counts)
