@@ -9,6 +9,7 @@ import torch
 from dialogue_models.featurize import DialogueExample, StateFeaturizer, TextBags
 from dialogue_models.states import State
 from dialogue_models.ted.model import TEDInputs
+from nlu_models.diet.encoding import flat_bags
 
 IGNORE_LABEL = -100
 
@@ -75,10 +76,4 @@ def _length(example: EncodedDialogue) -> int:
 def _flat_text(batch: Sequence[EncodedDialogue], width: int
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ids, values ``(nnz,)`` and the start of each turn's bag ``(B·D,)``."""
-    sizes = np.zeros((len(batch), width), dtype=np.int64)            # (B, D) entries per bag
-    for b, example in enumerate(batch):
-        sizes[b, :len(example.text.counts)] = example.text.counts
-    offsets = np.concatenate([[0], np.cumsum(sizes.ravel())[:-1]])   # (B·D,)
-    ids = np.concatenate([e.text.ids for e in batch]).astype(np.int64)
-    values = np.concatenate([e.text.values for e in batch]).astype(np.float32)
-    return torch.from_numpy(ids), torch.from_numpy(values), torch.from_numpy(offsets)
+    return flat_bags([(e.text.ids, e.text.values, e.text.counts) for e in batch], width)

@@ -103,13 +103,22 @@ def collate(examples: Sequence[EncodedExample],
 
 def _flat_seq_bags(examples: Sequence[EncodedExample], width: int):
     """All token bags of the batch back to back; padded token rows get empty bags."""
-    ids = np.concatenate([e.features.seq_ids for e in examples]).astype(np.int64)
-    values = np.concatenate([e.features.seq_values for e in examples]).astype(np.float32)
-    sizes = np.zeros((len(examples), width), dtype=np.int64)  # (B, T) entries per bag
-    for b, e in enumerate(examples):
-        counts = np.diff(e.features.seq_indptr)
+    return flat_bags([(e.features.seq_ids, e.features.seq_values,
+                       np.diff(e.features.seq_indptr)) for e in examples], width)
+
+
+def flat_bags(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows of sparse bags, each row ``(ids, values, counts)`` with one count per bag (at most
+    ``width`` bags), as flat ``ids``, ``values`` ``(nnz,)`` and the start of every bag
+    ``(B·width,)``: the bags past a row's count (padding) are empty. DIET's tokens and TED's
+    user-text turns come in this layout."""
+    sizes = np.zeros((len(rows), width), dtype=np.int64)          # (B, width) entries per bag
+    for b, (_, _, counts) in enumerate(rows):
         sizes[b, :len(counts)] = counts
-    offsets = np.concatenate([[0], np.cumsum(sizes.ravel())[:-1]])  # (B·T,)
+    offsets = np.concatenate([[0], np.cumsum(sizes.ravel())[:-1]])  # (B·width,)
+    ids = np.concatenate([i for i, _, _ in rows]).astype(np.int64)
+    values = np.concatenate([v for _, v, _ in rows]).astype(np.float32)
     return torch.from_numpy(ids), torch.from_numpy(values), torch.from_numpy(offsets)
 
 
