@@ -1,4 +1,4 @@
-"""Time of one DIET training step (forward, backward, optimiser) on a data set's first batches,
+"""Time of one DIET training step (forward, backward, L2, optimiser) on a data set's first batches,
 without Lightning, data loading or validation: what the transformer, CRF and dropout cost.
 
     OMP_NUM_THREADS=1 python -m experiments.bench.train_step --experiment diet_atis
@@ -52,6 +52,7 @@ def time_steps(experiment: str, steps: int = 10, warmup: int = 2,
             loss = module.model(batch).loss
         optimizer.zero_grad()
         loss.backward()
+        module.on_after_backward()  # Rasa's L2 term, as in training
         optimizer.step()
         if index >= warmup:
             times.append((time.perf_counter() - started) * 1000)

@@ -35,6 +35,7 @@ from nlu_models.modules import (
     SparseDropout,
     TransformerEncoder,
     kernel_parameters,
+    time_major,
 )
 
 TAG_HEADS = ("entity", "role", "group")
@@ -339,11 +340,33 @@ class DIETModel(nn.Module):
 
     # ---- entity heads --------------------------------------------------------------------------
     def tag_emissions(self, hidden: Tensor, head: str, entity_tags: Tensor | None) -> Tensor:
-        tokens = hidden[:, :-1]                                                # (B, T, U)
+        """CRF emissions ``(..., tags)`` of ``hidden``'s tokens: ``(B, T+1, U)`` (the sentence
+        slot is dropped) or already packed ``(N, U)`` with ``entity_tags`` alike."""
+        tokens = hidden[:, :-1] if hidden.dim() == 3 else hidden               # (..., U)
         if head != "entity":
             one_hot = F.one_hot(entity_tags, self.config.num_entity_tags).to(tokens.dtype)
             tokens = torch.cat([tokens, self.entity_tag_embed(one_hot)], dim=-1)
-        return self.tag_logits[head](tokens)                                   # (B, T, tags)
+        return self.tag_logits[head](tokens)                                   # (..., tags)
+
+    def _tag_losses(self, hidden: Tensor, x: DIETInputs) -> dict[str, Tensor]:
+        """Each CRF head's mean negative log-likelihood over the batch. The heads see only the
+        real tokens, packed time-major (:func:`time_major`): no padded emissions, and the
+        forward algorithm advances only the rows still running."""
+        heads = [head for head in self.active_heads if x.tags(head) is not None]
+        if not heads:
+            return {}
+        if not bool(x.mask.any()):  # no tokens at all: zero, still attached to the graph
+            return {head: hidden.sum() * 0.0 for head in heads}
+        rows, steps, batch_sizes = time_major(x.lengths)
+        tokens = hidden[rows, steps]                                           # (N, U)
+        entity_tags = x.entity_tags[rows, steps] if x.entity_tags is not None else None
+        losses = {}
+        for head in heads:
+            emissions = self.tag_emissions(tokens, head, entity_tags)         # (N, tags)
+            log_likelihood = self.crfs[head].packed_log_likelihood(
+                emissions, x.tags(head)[rows, steps], batch_sizes)            # (rows with tokens,)
+            losses[head] = -log_likelihood.sum() / x.mask.shape[0]  # empty rows count as 0
+        return losses
 
     # ---- training ------------------------------------------------------------------------------
     def forward(self, x: DIETInputs) -> DIETOutput:
@@ -365,12 +388,7 @@ class DIETModel(nn.Module):
                 intent_ids = x.intent_ids[known]
                 losses["intent"], metrics["intent_acc"] = self.intent_loss(
                     text, labels[intent_ids], intent_ids, labels, ids)
-        for head in self.active_heads:
-            gold = x.tags(head)
-            if gold is None:
-                continue
-            emissions = self.tag_emissions(hidden, head, x.entity_tags)
-            losses[head] = -self.crfs[head].log_likelihood(emissions, gold, lengths).mean()
+        losses.update(self._tag_losses(hidden, x))
         if "lm_positions" in encoded and encoded["lm_positions"].any():
             losses["mask"], metrics["mask_acc"] = self._mlm_loss(encoded)
         if not losses:

@@ -1,5 +1,5 @@
 """Pure-torch blocks shared by DIET and TED: dense, sparse input, transformer, CRF, losses, L2."""
-from nlu_models.modules.crf import CRF
+from nlu_models.modules.crf import CRF, time_major
 from nlu_models.modules.dense import Ffnn, RandomlyConnectedDense
 from nlu_models.modules.regularization import (
     L2_MODES,
@@ -37,4 +37,5 @@ __all__ = [
     "kernel_parameters",
     "predicted_label_sets",
     "sinusoidal_positions",
+    "time_major",
 ]

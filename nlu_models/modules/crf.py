@@ -24,6 +24,19 @@ def _length_mask(lengths: Tensor, max_length: int) -> Tensor:
     return torch.arange(max_length, device=lengths.device) < lengths[:, None]  # (B, T)
 
 
+def time_major(lengths: Tensor) -> tuple[Tensor, Tensor, list[int]]:
+    """The real positions of ragged rows packed time-major (``PackedSequence``'s layout): rows
+    longest first; first every non-empty row's position 0, then position 1 of the rows that
+    have one, and so on. Returns each packed position's ``rows (N,)`` and ``steps (N,)`` (so
+    ``x[rows, steps]`` packs a ``(B, T, ...)`` tensor) and ``batch_sizes``, the rows in each
+    step's block (non-increasing; ``rows[:batch_sizes[0]]`` are the non-empty rows in order)."""
+    order = lengths.argsort(descending=True, stable=True)  # (B,)
+    longest = int(lengths.max()) if lengths.numel() else 0
+    running = lengths[order, None] > torch.arange(longest, device=lengths.device)  # (B, T)
+    steps, ranks = running.t().nonzero(as_tuple=True)  # (N,), (N,), time-major
+    return order[ranks], steps, running.sum(0).tolist()
+
+
 class CRF(nn.Module):
     """Linear-chain CRF with ``transitions`` ``(L, L)`` indexed ``[from, to]``.
 
@@ -48,32 +61,59 @@ class CRF(nn.Module):
 
         ``emissions (B, T, L)``, ``tags (B, T)`` (anything past a row's length), ``lengths (B,)``.
         """
-        b, t, _ = emissions.shape
-        if t == 0:
-            return emissions.new_zeros(b)
-        mask = _length_mask(lengths, t)  # (B, T)
-        tags = tags.masked_fill(~mask, 0)  # (B, T)
+        out = emissions.new_zeros(emissions.shape[0])
+        if emissions.shape[1] == 0 or not bool((lengths > 0).any()):
+            return out
+        rows, steps, batch_sizes = time_major(lengths)
+        packed = self.packed_log_likelihood(emissions[rows, steps], tags[rows, steps],
+                                            batch_sizes)
+        return out.index_put((rows[:batch_sizes[0]],), packed)
 
-        unary = emissions.gather(-1, tags[..., None]).squeeze(-1)  # (B, T)
-        binary = self.transitions[tags[:, :-1], tags[:, 1:]]  # (B, T-1)
-        gold = torch.where(mask, unary, 0.0).sum(1) + torch.where(mask[:, 1:], binary, 0.0).sum(1)
+    @_full_precision
+    def packed_log_likelihood(self, emissions: Tensor, tags: Tensor,
+                              batch_sizes: list[int]) -> Tensor:
+        """``log p(tags | emissions)`` of the ``R = batch_sizes[0]`` non-empty rows, longest
+        first, ``(R,)``, from their real positions alone, packed time-major as
+        :func:`time_major` lays them out: ``emissions (N, L)``, ``tags (N,)``.
 
-        # logsumexp_i(alpha_i + trans_ij) as a matmul in shifted exp space: with many tags (ATIS
-        # has 300+) this is several times faster than materialising (B, L, L) every step.
+        A model that packs its tokens this way never builds the padded ``(B, T, L)``
+        emissions, and the forward algorithm advances only the rows still inside their length
+        at each step: the work is the number of real tokens, not ``B × T`` (ATIS batches are
+        two-thirds padding).
+        """
+        sizes = torch.tensor(batch_sizes, device=emissions.device)  # (T,)
+        total, first = emissions.shape[0], batch_sizes[0]
+        starts = sizes.cumsum(0) - sizes  # (T,) where each step's block starts
+        positions = torch.arange(total, device=emissions.device)  # (N,)
+        ranks = positions - starts.repeat_interleave(sizes)  # (N,) row of each position
+        later = positions[first:]  # positions with a predecessor in their row
+        previous = later - sizes[:-1].repeat_interleave(sizes[1:])  # the predecessor's position
+        unary = emissions.gather(1, tags[:, None]).squeeze(1)  # (N,)
+        binary = self.transitions[tags[previous], tags[later]]  # (N - R,)
+        gold = unary.new_zeros(first).index_add(0, ranks, unary) \
+            .index_add(0, ranks[first:], binary)  # (R,)
+        return gold - self._log_partition(emissions.split(batch_sizes))
+
+    def _log_partition(self, blocks: tuple[Tensor, ...]) -> Tensor:
+        """``log Σ_y exp(score(y))`` of each row, ``(R,)``, by the forward algorithm over the
+        time-major blocks of emissions (``T × (n_t, L)``, ``n_t`` non-increasing).
+
+        ``logsumexp_i(alpha_i + trans_ij)`` is a matmul in shifted exp space: with many tags
+        (ATIS has 300+) several times faster than materialising ``(R, L, L)`` every step.
+        """
         trans_max = self.transitions.max(dim=0, keepdim=True).values  # (1, L)
         exp_trans = (self.transitions - trans_max).exp()  # (L, L), entries in (0, 1]
-        # unbind, not emissions[:, step]: the backward of each slice would fill a whole
-        # (B, T, L) gradient with zeros, T times per batch
-        steps = emissions.unbind(dim=1)  # T × (B, L)
-        alpha = steps[0]  # (B, L)
-        for step in range(1, t):
-            alpha_max = alpha.max(dim=-1, keepdim=True).values  # (B, 1)
-            summed = (alpha - alpha_max).exp() @ exp_trans  # (B, L)
-            advanced = summed.clamp_min(1e-30).log() + alpha_max + trans_max \
-                + steps[step]  # (B, L)
-            alpha = torch.where(mask[:, step, None], advanced, alpha)  # (B, L)
-        log_partition = torch.logsumexp(alpha, dim=-1)  # (B,)
-        return torch.where(lengths > 0, gold - log_partition, 0.0)  # (B,)
+        alpha, finished = blocks[0], []  # (R, L); finished: the shorter rows' last alphas
+        for block in blocks[1:]:
+            running = block.shape[0]
+            if running < alpha.shape[0]:
+                finished.append(alpha[running:])
+                alpha = alpha[:running]  # (n_t, L)
+            alpha_max = alpha.max(dim=-1, keepdim=True).values  # (n_t, 1)
+            summed = (alpha - alpha_max).exp() @ exp_trans  # (n_t, L)
+            alpha = summed.clamp_min(1e-30).log() + alpha_max + trans_max + block  # (n_t, L)
+        alphas = torch.cat([alpha, *reversed(finished)])  # (R, L), longest row first
+        return torch.logsumexp(alphas, dim=-1)  # (R,)
 
     @_full_precision
     def decode(self, emissions: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:

@@ -95,6 +95,20 @@ def test_shapes_per_head(examples):
     assert model.label_embeddings().shape == (N_INTENTS, 8)
 
 
+def test_tag_losses_on_packed_tokens_equal_the_padded_crf(examples):
+    """Training scores the CRF heads on the real tokens only (packed time-major); the losses
+    are the padded CRF's mean negative log-likelihoods over the batch, empty rows included."""
+    torch.manual_seed(0)
+    model = DIETModel(tiny_config()).eval()  # no dropout: one hidden state for both ways
+    x = batch_of(examples + [random_example(0, torch.Generator().manual_seed(1))])
+    hidden = model.encode(x)["hidden"]
+    losses = model(x).losses
+    for head in ("entity", "role", "group"):
+        emissions = model.tag_emissions(hidden, head, x.entity_tags)
+        padded = -model.crfs[head].log_likelihood(emissions, x.tags(head), x.lengths).mean()
+        torch.testing.assert_close(losses[head], padded)
+
+
 def test_sentence_vector_sits_after_the_last_token(examples):
     model = DIETModel(tiny_config(number_of_transformer_layers=0)).eval()
     x = batch_of(examples)

@@ -19,6 +19,7 @@ from nlu_models.modules import (
     SparseDropout,
     TransformerEncoder,
     sinusoidal_positions,
+    time_major,
 )
 
 
@@ -336,6 +337,29 @@ def test_crf_log_likelihood_matches_brute_force(seed):
     noisy_padding[1, 3:] = torch.tensor([-1, 99])  # anything past the length is ignored
     torch.testing.assert_close(crf.log_likelihood(emissions, noisy_padding, lengths),
                                log_likelihood)
+
+
+def test_time_major_packs_longest_rows_first_step_by_step():
+    rows, steps, batch_sizes = time_major(torch.tensor([2, 0, 3, 1]))
+    assert batch_sizes == [3, 2, 1]
+    assert list(zip(rows.tolist(), steps.tolist())) == [
+        (2, 0), (0, 0), (3, 0), (2, 1), (0, 1), (2, 2)]
+
+
+def test_crf_gradients_reach_real_positions_only():
+    """Rows run longest first and stop at their length: padding and empty rows get no
+    gradient, and an empty row's log-likelihood is 0."""
+    crf, emissions, _ = _random_crf_problem(0)
+    lengths = torch.tensor([2, 0, 5, 1, 3])
+    emissions.requires_grad_(True)
+    tags = torch.randint(crf.num_tags, emissions.shape[:2])
+    log_likelihood = crf.log_likelihood(emissions, tags, lengths)
+    assert log_likelihood[1] == 0.0
+    log_likelihood.sum().backward()
+    padding = ~(torch.arange(emissions.shape[1]) < lengths[:, None])
+    assert torch.isfinite(emissions.grad).all()
+    assert emissions.grad[padding].abs().sum() == 0.0
+    assert (emissions.grad[~padding].abs().sum(-1) > 0).all()
 
 
 @pytest.mark.parametrize("seed", range(8))
