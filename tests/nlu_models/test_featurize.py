@@ -191,6 +191,18 @@ def test_ids_are_one_based_and_blocks_are_hstacked(demo: NLUData,
         assert features.sentence_features() == expected
 
 
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_a_chunk_gives_each_message_the_features_it_gets_alone(
+        demo: NLUData, fitted: FeaturizerPipeline, batch_size: int) -> None:
+    """transform_many builds a chunk's arrays at once and hands out views: the views must be
+    each message's own features, empty messages included, whatever the chunking."""
+    texts = [m.text for m in demo.examples[:7]] + ["", "order AB1234", ""] + UNSEEN
+    for text, features in zip(texts, fitted.transform_many(texts, batch_size=batch_size)):
+        assert same_features(features, fitted.transform(text))
+        assert features.seq_indptr[0] == 0
+        assert features.seq_indptr[-1] == features.seq_ids.size == features.seq_values.size
+
+
 def test_regex_ids_in_pipeline_and_empty_text(fitted: FeaturizerPipeline) -> None:
     features = fitted.transform(Message("track order AB1234 please"))
     assert [t.text for t in features.tokens] == ["track", "order", "AB1234", "please"]
