@@ -44,6 +44,7 @@ from nlu_models.fallback import FILENAME as FALLBACK_FILE
 from nlu_models.fallback import (FallbackConfig, FallbackOption, apply_fallback,
                                  chosen_fallback)
 from nlu_models.featurize import FeaturizerPipeline
+from nlu_models.onnx_runtime import RUN_SIZE, length_sorted_runs
 from nlu_models.onnx_runtime import load_interpreter  # noqa: F401  (re-exported)
 
 CHECKPOINT_FEATURIZERS_KEY = "dialab_featurizers"
@@ -51,7 +52,7 @@ CHECKPOINT_FEATURIZERS_KEY = "dialab_featurizers"
 
 class NLUInterpreter:
     def __init__(self, model: DIETModel, pipeline: FeaturizerPipeline, labels: DIETLabels,
-                 batch_size: int = 64, fallback: FallbackConfig | None = None,
+                 batch_size: int = RUN_SIZE, fallback: FallbackConfig | None = None,
                  response_selector: DIETModel | None = None) -> None:
         self.model = model.eval()
         self.response_selector = response_selector.eval() if response_selector else None
@@ -119,17 +120,18 @@ class NLUInterpreter:
         features = self.pipeline.transform_many(list(messages), dense_vectors=not finetune)
         examples = [EncodedExample(m, f, -1, {}) for m, f in zip(messages, features)]
         collate = collate_fn(self.pipeline, finetune)
-        results: list[dict[str, Any]] = []
+        results: list[dict[str, Any]] = [{} for _ in messages]
         device = next(self.model.parameters()).device
-        for start in range(0, len(examples), self.batch_size):
-            chunk = examples[start:start + self.batch_size]
+        for indices in length_sorted_runs([f.num_tokens for f in features], self.batch_size):
+            chunk = [examples[i] for i in indices]
             inputs = _to_device(collate(chunk), device)
             prediction = self.model.predict(inputs)
             responses = None
             if self.response_selector is not None:
                 selected = self.response_selector.predict(selector_inputs(self.model, inputs))
                 responses = self._ranked(self.response_selector, selected)
-            results.extend(self._results(chunk, prediction, responses))
+            for i, answer in zip(indices, self._results(chunk, prediction, responses)):
+                results[i] = answer
         return apply_fallback(results, self.fallback)
 
     @staticmethod
