@@ -55,6 +55,7 @@ from nlu_models.modules import (
     TransformerEncoder,
     kernel_parameters,
 )
+from nlu_models.modules.transformer import Packing
 
 # Turn attributes in the order their vectors are concatenated (Rasa: user, action, the rest).
 ATTRIBUTES = ("intent", "text", "action_name", "entities", "slots", "active_loop")
@@ -228,24 +229,39 @@ class TEDModel(nn.Module):
         return DotProductLoss.from_config(c)
 
     # ---- dialogue side --------------------------------------------------------------------------
-    def encode_turns(self, x: TEDInputs) -> Tensor:
+    def encode_turns(self, x: TEDInputs, packing: Packing | None = None) -> Tensor:
         """concat[intent, text, action, entities, slots, active_loop] per turn →
-        (B, D, E_turn)."""
+        (B, D, E_turn); with ``packing`` the real turns only, ``(N, E_turn)``."""
         self._check_features(x)
-        parts = [self.turn_inputs[a](x.text_ids, x.text_values, x.text_offsets,
-                                     x.dialogue_mask.shape)
-                 if a == TEXT else self.turn_inputs[a](x.features[a])
-                 for a in self.config.attributes]
-        return torch.cat(parts, dim=-1) * x.dialogue_mask.unsqueeze(-1)     # (B, D, E_turn)
+        parts = []
+        for a in self.config.attributes:
+            if a == TEXT:
+                part = self.turn_inputs[a](x.text_ids, x.text_values, x.text_offsets,
+                                           x.dialogue_mask.shape)           # (B, D, E)
+                parts.append(packing.pack(part) if packing is not None else part)
+            else:
+                features = x.features[a]
+                parts.append(self.turn_inputs[a](
+                    packing.pack(features) if packing is not None else features))
+        turns = torch.cat(parts, dim=-1)                                    # (B, D | N, E_turn)
+        return turns if packing is not None else turns * x.dialogue_mask.unsqueeze(-1)
 
     def dialogue_embedding(self, x: TEDInputs) -> Tensor:
-        """(B, E) in max_history mode (the current turn), (B, D, E) in full_dialogue mode."""
-        turns, mask = self.encode_turns(x), x.dialogue_mask                 # (B, D, E_turn)
+        """(B, E) in max_history mode (the current turn), (B, D, E) in full_dialogue mode.
+
+        In training the turn encoders and the transformer's position-wise steps see the real
+        turns only, packed (unbounded histories pad most of a batch: financial-demo's batches
+        are ~2/3 padding); the results equal the padded computation's."""
+        mask = x.dialogue_mask
         max_history = self.config.mode == "max_history"
-        if max_history:
-            turns = reverse_turns(turns, x.lengths)                         # current turn at 0
+        packing = Packing(mask) if self.training else None
+        turns = self.encode_turns(x, packing)                               # (B, D | N, E_turn)
+        if max_history:  # current turn at 0
+            turns = turns[_reversed_rows(packing, x.lengths)] if packing is not None \
+                else reverse_turns(turns, x.lengths)
         # max-history reads only the current turn: the last layer computes just that row
-        hidden = F.gelu(self.dialogue_transformer(turns, mask, first_only=max_history))
+        hidden = F.gelu(self.dialogue_transformer(turns, mask, first_only=max_history,
+                                                  packed=packing))
         if max_history:
             hidden = hidden[:, 0]                                           # (B, E)
         return self.embed_dialogue(hidden)                                  # (B, [D,] E)
@@ -358,6 +374,14 @@ class _TextAttribute(nn.Module):
         x = self.dense(ids, self.input_dropout(values), offsets)            # (B·D, E)
         x = self.dense_dropout(x).reshape(*turns, -1)                        # (B, D, E)
         return self.encoder(x) * present                                    # (B, D, E)
+
+
+def _reversed_rows(packing: Packing, lengths: Tensor) -> Tensor:
+    """For the packed rows of a prefix mask, ``(N,)``: which packed row holds each row's turn
+    after :func:`reverse_turns` (turn ``t`` of ``b`` ← turn ``lengths[b] − 1 − t``)."""
+    rows, turns = packing.index // packing.shape[1], packing.positions     # (N,), (N,)
+    starts = lengths.cumsum(0) - lengths                                     # (B,)
+    return starts[rows] + lengths[rows] - 1 - turns                          # (N,)
 
 
 def reverse_turns(x: Tensor, lengths: Tensor) -> Tensor:

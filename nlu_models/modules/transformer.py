@@ -9,8 +9,11 @@ In training, every position-wise step (projections, LayerNorms, the feed-forward
 runs on the real positions only, packed into ``(N, E)`` rows, and only the attention itself sees
 the padded ``(B, T)`` layout: batches mix short and long utterances (ATIS: 12 real positions of
 33 on average), so this skips most of the work on padding. The real positions' results are the
-same as with padding; padded positions come out as zeros (they are never read). Extra legend: ``R`` = number of relative
-distances (``2·max + 1``, or ``max + 1`` when unidirectional), ``D = E / H`` the head size.
+same as with padding; padded positions come out as zeros (they are never read). A caller that
+has its inputs packed already hands them over as they are (TED's turns), and ``first_only``
+(TED's max-history mode) computes only position 0 in the last layer, packed or not.
+Extra legend: ``R`` = number of relative distances (``2·max + 1``, or ``max + 1`` when
+unidirectional), ``D = E / H`` the head size.
 """
 from __future__ import annotations
 
@@ -101,11 +104,19 @@ class MultiHeadAttention(nn.Module):
 
         ``num_queries``: only the first ``Q`` positions attend (all ``T`` are still attended
         to); ``None`` = all, ``Q = T``. The outputs equal the first rows of the full result.
-        ``packed``: ``x`` is the real positions only, ``(N, E)``, and so is the output."""
+        ``packed``: ``x`` is the real positions only, ``(N, E)``, and so is the output; with
+        ``num_queries`` the output is the padded ``(B, Q, E)``."""
         if packed is not None:  # project the real rows, attend in the padded layout
-            q, k, v = (packed.unpack(proj(x)) for proj in (self.query, self.key, self.value))
-            out, weights = self._attend(q / math.sqrt(self.head_size), k, v, pad_mask, None)
-            return self.output(packed.pack(out)), weights  # (N, E), (B, H, T, T)
+            k, v = packed.unpack(self.key(x)), packed.unpack(self.value(x))  # (B, T, E)
+            if num_queries is None:
+                q = packed.unpack(self.query(x))  # (B, T, E)
+            else:
+                q = self.query(packed.unpack(x)[:, :num_queries])  # (B, Q, E)
+            out, weights = self._attend(q / math.sqrt(self.head_size), k, v, pad_mask,
+                                        num_queries)
+            if num_queries is None:
+                out = packed.pack(out)  # (N, E)
+            return self.output(out), weights  # (N, E) | (B, Q, E), (B, H, Q, T)
         n = x.shape[1] if num_queries is None else num_queries
         out, weights = self._attend(self.query(x[:, :n]) / math.sqrt(self.head_size),
                                     self.key(x), self.value(x), pad_mask, num_queries)
@@ -203,6 +214,8 @@ class TransformerEncoderLayer(nn.Module):
                                            num_queries, packed)  # (B, Q, E) | (N, E)
         if packed is None:
             x = x[:, :attended.shape[1]]
+        elif num_queries is not None:  # packed in, the first Q positions out
+            x = packed.unpack(x)[:, :num_queries]  # (B, Q, E)
         x = x + self.attention_dropout(attended)
         x = x + self.feed_forward(x)
         return x, weights  # (B, Q, E) | (N, E), (B, H, Q, T)
@@ -259,31 +272,41 @@ class TransformerEncoder(nn.Module):
     @overload
     def forward(
         self, x: Tensor, pad_mask: Tensor | None = ..., return_attention: Literal[False] = ...,
-        first_only: bool = ...,
+        first_only: bool = ..., packed: "Packing | None" = ...,
     ) -> Tensor: ...
 
     @overload
     def forward(
         self, x: Tensor, pad_mask: Tensor | None, return_attention: Literal[True],
-        first_only: bool = ...,
+        first_only: bool = ..., packed: "Packing | None" = ...,
     ) -> tuple[Tensor, list[Tensor]]: ...
 
     def forward(
         self, x: Tensor, pad_mask: Tensor | None = None, return_attention: bool = False,
-        first_only: bool = False,
+        first_only: bool = False, packed: "Packing | None" = None,
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
         """``first_only``: the caller reads position 0 only (TED's max-history mode), so the
-        last layer computes just that row: ``(B, 1, E)``, equal to ``full[:, :1]``."""
+        last layer computes just that row: ``(B, 1, E)``, equal to ``full[:, :1]``.
+        ``packed``: ``x`` is already the real positions of ``pad_mask``, ``(N, F)`` rows in
+        ``packed``'s order (the output is padded all the same); training only."""
         attention: list[Tensor] = []
-        if self.num_layers > 0 and self.training and pad_mask is not None and not first_only:
-            packed = Packing(pad_mask)
-            positions = sinusoidal_positions(x.shape[1], self.units, x.device).to(x.dtype)
-            rows = self.input_projection(packed.pack(x)) * math.sqrt(self.units)  # (N, E)
-            rows = self.input_dropout(rows + positions[packed.positions])          # (N, E)
-            for layer in self.layers:
-                rows, weights = layer(rows, pad_mask, packed=packed)  # (N, E), (B, H, T, T)
+        if packed is not None and not (self.training and self.num_layers > 0):
+            x = packed.unpack(x)  # (B, T, F)
+            packed = None
+        if self.num_layers > 0 and self.training and pad_mask is not None:
+            if packed is None:
+                packed = Packing(pad_mask)
+                x = packed.pack(x)  # (N, F)
+            positions = sinusoidal_positions(pad_mask.shape[1], self.units, x.device)
+            rows = self.input_projection(x) * math.sqrt(self.units)             # (N, E)
+            rows = self.input_dropout(rows + positions.to(rows.dtype)[packed.positions])
+            for index, layer in enumerate(self.layers):
+                queries = 1 if first_only and index == len(self.layers) - 1 else None
+                rows, weights = layer(rows, pad_mask, queries, packed=packed)  # (N|B·1, E)
                 attention.append(weights)
-            x = packed.unpack(self.final_norm(rows))  # (B, T, E), zeros on padding
+            x = self.final_norm(rows)  # (N, E), or (B, 1, E) with first_only
+            if not first_only:
+                x = packed.unpack(x)  # (B, T, E), zeros on padding
         elif self.num_layers > 0:
             t = x.shape[1]
             x = self.input_projection(x) * math.sqrt(self.units)  # (B, T, E)

@@ -113,6 +113,30 @@ def test_padding_does_not_change_predictions(mode):
     torch.testing.assert_close(padded, alone, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_training_on_packed_turns_equals_the_padded_computation(mode):
+    """Training encodes and transforms the real turns only (packed); without dropout the loss
+    and the gradients equal the padded computation's, on ragged dialogues."""
+    model = tiny_model(mode, number_of_transformer_layers=2)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    lengths = [2, 5, 1, 4]
+    x = batch_of([random_dialogue(n, n) for n in lengths], random_labels(mode, lengths))
+    results = []
+    for training in (True, False):
+        model.train(training)
+        model.zero_grad()
+        torch.manual_seed(0)  # the same sampled negatives
+        loss = model(x).loss
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (packed, packed_grads), (padded, padded_grads) = results
+    torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)
+    for got, want in zip(packed_grads, padded_grads):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 def test_full_dialogue_later_turns_never_change_earlier_positions():
     model = tiny_model("full_dialogue").eval()
     dialogue = random_dialogue(6, seed=3)

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nlu_models.modules.transformer import Packing
 from nlu_models.modules import (
     CRF,
     DenseForSparse,
@@ -254,6 +255,33 @@ def test_training_on_packed_real_positions_equals_the_padded_computation(relativ
     assert not packed[~pad_mask].any()
     for got, want in zip(packed_grads, (p.grad for p in encoder.parameters())):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("relative, unidirectional", [(False, False), (True, True)])
+def test_packed_training_with_first_only_and_packed_inputs(relative, unidirectional):
+    """TED's max-history training: the packed layers with only the first position computed in
+    the last one, and inputs handed over already packed, equal the padded path (no dropout)."""
+    encoder = _encoder(relative, unidirectional)
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    batch = torch.randn(3, 7, FEATURES)
+    pad_mask = torch.tensor([[True] * 4 + [False] * 3, [True] * 7, [True] * 2 + [False] * 5])
+    packing = Packing(pad_mask)
+    padded = encoder.eval()(batch, pad_mask, first_only=True)
+    padded.sum().backward()
+    want_grads = [p.grad.clone() for p in encoder.parameters()]
+    encoder.zero_grad()
+    first = encoder.train()(packing.pack(batch), pad_mask, first_only=True, packed=packing)
+    assert first.shape == (3, 1, encoder.units)
+    torch.testing.assert_close(first, padded, atol=1e-5, rtol=1e-5)
+    first.sum().backward()
+    for got, want in zip((p.grad for p in encoder.parameters()), want_grads):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    full = encoder.train()(packing.pack(batch), pad_mask, packed=packing)
+    torch.testing.assert_close(full, encoder.train()(batch, pad_mask))
+    evaluated = encoder.eval()(packing.pack(batch), pad_mask, packed=packing)  # unpacked first
+    torch.testing.assert_close(evaluated[pad_mask], encoder(batch, pad_mask)[pad_mask])
 
 
 def test_unidirectional_encoder_is_causal():
