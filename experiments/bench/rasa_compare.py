@@ -2,12 +2,13 @@
 one run: training wall time and per-epoch time (ratio), peak memory, and test intent accuracy and
 exact-span entity F1 — both models' predictions scored by dialab's evaluation code.
 
-    python -m experiments.bench.rasa_compare --dataset atis --epochs 3
+    python -m experiments.bench.rasa_compare --dataset atis --epochs 1 --bf16
     python -m experiments.bench.rasa_compare --dataset snips --epochs 2 --out bench_results/
 
 Needs the anchor: ``../shared/tools/rasa_anchor/install.sh`` (venv at $RASA_VENV, default
 ~/.cache/dialab-anchor/rasa-venv). Both trainings run one after the other, never at once.
-Writes ``rasa_compare_<dataset>_<epochs>ep.json`` and prints a table.
+``--bf16`` adds a dialab run with ``trainer=cpu_bf16`` and its ratios. Writes
+``rasa_compare_<dataset>_<epochs>ep.json`` and prints a table.
 """
 from __future__ import annotations
 
@@ -62,9 +63,11 @@ def _rasa_epoch_seconds(log: Path) -> float | None:
     return round(seconds / int(done), 2)
 
 
-def run_dialab(dataset: str, epochs: int, seed: int, work: Path) -> dict[str, Any]:
-    run_dir = work / "dialab"
-    result = train_dialab(f"diet_{dataset}", epochs, seed, run_dir, work / "dialab_train.log")
+def run_dialab(dataset: str, epochs: int, seed: int, work: Path, name: str = "dialab",
+               overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    run_dir = work / name
+    result = train_dialab(f"diet_{dataset}", epochs, seed, run_dir, work / f"{name}_train.log",
+                          overrides)
     summary = json.loads((run_dir / "reports" / "summary.json").read_text())
     return {**result, "train_seconds": summary["train_seconds"],
             "diet_epoch_seconds": round(summary["train_seconds"] / epochs, 2),
@@ -96,6 +99,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also train dialab with trainer=cpu_bf16 (bfloat16 autocast) and "
+                             "report its ratios beside the default's")
     args = parser.parse_args(argv)
 
     work = args.out / f"rasa_compare_{args.dataset}_{args.epochs}ep"
@@ -113,13 +119,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"dialab DIET, {args.epochs} epochs ...", flush=True)
     dialab = run_dialab(args.dataset, args.epochs, args.seed, work)
     print(f"  done: {dialab}", flush=True)
+    variants: dict[str, Any] = {}
+    if args.bf16:
+        print(f"dialab DIET with trainer=cpu_bf16, {args.epochs} epochs ...", flush=True)
+        bf16 = run_dialab(args.dataset, args.epochs, args.seed, work, "dialab_bf16",
+                          ("trainer=cpu_bf16",))
+        print(f"  done: {bf16}", flush=True)
+        variants = {"dialab_bf16": bf16,
+                    "ratios_bf16": ratios(rasa, bf16, "diet_epoch_seconds")}
     result = {
         "dataset": args.dataset, "epochs": args.epochs, "seed": args.seed, "date": started,
         "machine": machine_info(), "command": " ".join(["python -m experiments.bench.rasa_compare",
                                                          *(argv or sys.argv[1:])]),
         "train_examples": len(train.examples), "test_examples": len(test.examples),
         "rasa": rasa, "dialab": dialab,
-        "ratios": ratios(rasa, dialab, "diet_epoch_seconds"),
+        "ratios": ratios(rasa, dialab, "diet_epoch_seconds"), **variants,
     }
     out_file = args.out / f"rasa_compare_{args.dataset}_{args.epochs}ep.json"
     out_file.write_text(json.dumps(result, indent=2))
