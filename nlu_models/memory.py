@@ -1,7 +1,7 @@
 """Giving the memory that training freed back to the operating system (glibc's ``malloc_trim``):
 the :class:`ReleaseFreedMemory` callback, which ``configs/callbacks/default.yaml`` lists and
-:class:`~nlu_models.diet.lit_module.DIETLitModule` adds to a trainer that lacks one (a notebook's
-plain ``L.Trainer``), so every DIET run trims exactly once per period."""
+DIET's and TED's Lightning modules add to a trainer that lacks one (a notebook's plain
+``L.Trainer``; :func:`trim_unless_configured`), so every run trims exactly once per period."""
 from __future__ import annotations
 
 import ctypes
@@ -10,7 +10,8 @@ import logging
 
 import lightning as L
 
-__all__ = ["ReleaseFreedMemory"]
+__all__ = ["ReleaseFreedMemory", "trim_unless_configured"]
+TRIM_EVERY_N_BATCHES = 10
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +48,11 @@ class ReleaseFreedMemory(L.Callback):
     def release(self) -> None:
         if self._trim is not None:
             self._trim(0)
+
+
+def trim_unless_configured(trainer: L.Trainer) -> list[L.Callback]:
+    """For ``LightningModule.configure_callbacks``: a :class:`ReleaseFreedMemory` when the
+    trainer has none, else nothing (the configured one keeps its settings)."""
+    if any(isinstance(c, ReleaseFreedMemory) for c in trainer.callbacks):
+        return []
+    return [ReleaseFreedMemory(every_n_batches=TRIM_EVERY_N_BATCHES)]

@@ -15,6 +15,7 @@ import lightning as L
 import torch
 
 from dialogue_models.ted.model import IGNORE_INDEX, TEDConfig, TEDInputs, TEDModel, TEDPrediction
+from nlu_models.memory import trim_unless_configured
 from nlu_models.modules.optim import adam
 from nlu_models.modules.regularization import add_l2_gradient, check_l2_mode
 
@@ -46,6 +47,11 @@ class TEDLitModule(L.LightningModule):
         for name, value in output.metrics.items():
             self.log(f"train/{name}", value, prog_bar=name == "action_acc", batch_size=size)
         return output.loss
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """Trim the freed heap also under a trainer built without dialab's callbacks config
+        (:func:`~nlu_models.memory.trim_unless_configured`)."""
+        return trim_unless_configured(self.trainer)
 
     def on_after_backward(self) -> None:
         """Rasa's L2: gradient 2·c·w of ``c·Σw²`` on the kernels. In ``rasa`` mode it is added

@@ -24,13 +24,12 @@ from nlu_models.diet.model import DIETConfig, DIETInputs, DIETModel
 from nlu_models.diet.response_selector import selector_config, selector_inputs
 from nlu_models.fallback import FallbackConfig
 from nlu_models.featurize import FeaturizerPipeline
-from nlu_models.memory import ReleaseFreedMemory
+from nlu_models.memory import trim_unless_configured
 from nlu_models.inference import CHECKPOINT_FEATURIZERS_KEY, NLUInterpreter
 from nlu_models.modules.optim import adam
 from nlu_models.modules.regularization import add_l2_gradient, check_l2_mode
 from nlu_models.modules.similarity import predicted_label_sets
 
-TRIM_EVERY_N_BATCHES = 10
 
 
 class DIETLitModule(L.LightningModule):
@@ -138,11 +137,8 @@ class DIETLitModule(L.LightningModule):
         return [self.model] + ([self.response_selector] if self.response_selector else [])
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """Trim the freed heap (:class:`~nlu_models.memory.ReleaseFreedMemory`) also under a
-        trainer built without dialab's callbacks config; one that lists it keeps its own."""
-        if any(isinstance(c, ReleaseFreedMemory) for c in self.trainer.callbacks):
-            return []
-        return [ReleaseFreedMemory(every_n_batches=TRIM_EVERY_N_BATCHES)]
+        """Trim the freed heap also under a trainer built without dialab's callbacks config."""
+        return trim_unless_configured(self.trainer)
 
     def on_after_backward(self) -> None:
         """Rasa's L2: gradient 2·c·w of ``c·Σw²`` on the kernels. In ``rasa`` mode it is added

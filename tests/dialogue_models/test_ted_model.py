@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from dialogue_models.ted import TEDConfig, TEDInputs, TEDModel, reverse_turns
 from dialogue_models.ted.lit_module import TEDLitModule, action_hits
+from nlu_models.memory import ReleaseFreedMemory
 from nlu_models.modules import add_l2_gradient
 
 MODES = ("max_history", "full_dialogue")
@@ -280,6 +281,8 @@ def test_lit_module_trains_logs_and_reloads(tmp_path):
     trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
     metrics = trainer.callback_metrics
     assert {"train/loss", "train/action_acc", "val/loss", "val/action_acc"} <= set(metrics)
+    # a plain trainer gets the heap trimmer dialab's callbacks config would have given it
+    assert sum(isinstance(c, ReleaseFreedMemory) for c in trainer.callbacks) == 1
     assert 0.0 <= float(metrics["val/action_acc"]) <= 1.0
     assert module.hparams.featurizer == featurizer and module.actions == list(ACTIONS)
     trainer.save_checkpoint(tmp_path / "ted.ckpt")
