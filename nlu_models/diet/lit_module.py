@@ -16,8 +16,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from seqeval.metrics import f1_score
-from seqeval.scheme import BILOU, IOB2
 
 from nlu_models.diet.labels import DIETLabels
 from nlu_models.diet.model import DIETConfig, DIETInputs, DIETModel
@@ -202,10 +200,9 @@ class DIETLitModule(L.LightningModule):
         gold = [t for o in outputs for t in o[2]]
         if gold:
             pred = [t for o in outputs for t in o[3]]
-            scheme = BILOU if self.labels.scheme == "BILOU" else IOB2
-            entity_f1 = f1_score(gold, pred, mode="strict", scheme=scheme, zero_division=0)
-            self.log(f"{split}/entity_f1", float(entity_f1), prog_bar=True)
-            scores.append(float(entity_f1))
+            entity_f1 = strict_entity_f1(gold, pred, self.labels.scheme)
+            self.log(f"{split}/entity_f1", entity_f1, prog_bar=True)
+            scores.append(entity_f1)
         responses = sum(o[5] for o in outputs)
         if responses:
             accuracy = sum(o[4] for o in outputs) / responses
@@ -240,6 +237,17 @@ def _set_hits(confidences: torch.Tensor | None, targets: torch.Tensor | None,
     known = targets.any(dim=-1)
     exact = (predicted_label_sets(confidences, threshold) == (targets > 0.5)).all(dim=-1)
     return int(exact[known].sum()), int(known.sum())
+
+
+def strict_entity_f1(gold: list[list[str]], pred: list[list[str]], scheme: str) -> float:
+    """Exact-span micro F1 of tag sequences (seqeval strict with ``scheme``). seqeval is
+    imported here, not with the module: it imports scikit-learn (~70 MB resident), which a
+    training run needs only from its first validation on."""
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import BILOU, IOB2
+
+    return float(f1_score(gold, pred, mode="strict", scheme=BILOU if scheme == "BILOU" else IOB2,
+                          zero_division=0))
 
 
 def check_multi_label(config: DIETConfig, labels: DIETLabels) -> None:

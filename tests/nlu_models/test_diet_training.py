@@ -1,12 +1,16 @@
 """DIET learns: a tiny data set is fitted to 100%, and training is seeded and repeatable."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import lightning as L
 import pytest
 
 from nlu_models.data.schema import EntitySpan, Message, NLUData
 from nlu_models.diet.datamodule import NLUDataModule
-from nlu_models.diet.lit_module import DIETLitModule
+from nlu_models.diet.lit_module import DIETLitModule, strict_entity_f1
 
 TINY_MODEL = dict(transformer_size=32, number_of_transformer_layers=1,
                   number_of_attention_heads=2, dense_dimension_text=32,
@@ -98,3 +102,24 @@ def test_the_heap_is_trimmed_by_exactly_one_callback(given):
     trimmers = [c for c in trainer.callbacks if isinstance(c, ReleaseFreedMemory)]
     assert len(trimmers) == 1
     assert trimmers[0].every_n_batches == (given or 10)
+
+
+def test_the_training_entry_point_imports_no_scikit_learn():
+    """seqeval (validation's entity F1) imports scikit-learn, ~70 MB resident: a run loads it
+    at its first validation, not with the modules that train."""
+    code = ("import sys\nimport experiments.train\n"
+            "print(sorted(m for m in ('seqeval', 'sklearn') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).resolve().parents[2])
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("scheme", ["BILOU", "BIO"])
+def test_strict_entity_f1_scores_exact_spans_only(scheme):
+    last, unit = ("L", "U") if scheme == "BILOU" else ("I", "B")
+    gold = [["B-city", f"{last}-city", "O"], [f"{unit}-date", "O"]]
+    assert strict_entity_f1(gold, gold, scheme) == 1.0
+    cut = [["B-city", "O", "O"], [f"{unit}-date", "O"]]  # the city span cut short
+    # BILOU: a B- without its L- is no entity (P 1/1, R 1/2); BIO: a wrong span (P 1/2, R 1/2)
+    expected = {"BILOU": 2 / 3, "BIO": 1 / 2}[scheme]
+    assert strict_entity_f1(gold, cut, scheme) == pytest.approx(expected)
