@@ -159,18 +159,35 @@ class SQLTrackerStore(EventLogStore):
             sa.Column("type_name", sa.String(64), nullable=False),
             sa.Column("timestamp", sa.Float),
             sa.Column("data", sa.Text, nullable=False))
-        try:
-            metadata.create_all(self.engine)
-        except sa.exc.DBAPIError as err:
-            # Another process may have created the table between the existence check and the
-            # CREATE TABLE (servers starting together on one store); that is not an error.
-            if not sa.inspect(self.engine).has_table("dialab_events"):
-                raise TrackerStoreError(f"cannot open the tracker store {_safe_url(url)}: "
-                                        f"{err.orig}") from None
+        self._create_table(metadata)
         self._file_lock: _FileLock | None = None
         database = self.engine.url.database
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
             self._file_lock = _FileLock.for_path(Path(database + ".lock"))
+
+    def _create_table(self, metadata: Any, attempts: int = 10) -> None:
+        """Create the events table unless it exists. Servers starting together on one fresh
+        store race here: a loser either finds the table made by the winner (not an error) or,
+        on SQLite, is told the database is locked while the winner switches it to WAL or
+        writes its schema (SQLite answers that at once, without waiting, when a read snapshot
+        went stale); it tries again a little later."""
+        sa = self._sa
+        for attempt in range(attempts):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except sa.exc.DBAPIError as err:
+                error = err
+                try:
+                    if sa.inspect(self.engine).has_table("dialab_events"):
+                        return
+                except sa.exc.DBAPIError:
+                    pass
+                if "locked" not in str(err.orig) or attempt == attempts - 1:
+                    break
+                time.sleep(0.05 * (attempt + 1))
+        raise TrackerStoreError(f"cannot open the tracker store {_safe_url(self.url)}: "
+                                f"{error.orig}") from None
 
     def lock(self, sender_id: str) -> ContextManager[None]:
         if self.engine.dialect.name == "postgresql":

@@ -223,6 +223,32 @@ def test_sql_store_retries_when_another_writer_took_the_seq(tmp_path):
         [e.to_dict() for e in tracker.events]
 
 
+def test_a_store_told_the_database_is_locked_while_opening_tries_again(tmp_path, monkeypatch):
+    """SQLite answers "database is locked" at once (no busy wait) when a server starting beside
+    this one holds the file while it makes the table; the store waits and tries again."""
+    import sqlalchemy as sa
+
+    real, calls = sa.MetaData.create_all, []
+
+    def locked_twice(metadata, engine, *args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise sa.exc.OperationalError("CREATE TABLE", {}, Exception("database is locked"))
+        return real(metadata, engine, *args, **kwargs)
+
+    monkeypatch.setattr(sa.MetaData, "create_all", locked_twice)
+    url = f"sqlite:///{tmp_path / 'trackers.db'}"
+    SQLTrackerStore(url, SLOTS).save(Tracker("s", SLOTS, events(1)))
+    assert len(calls) == 3 and SQLTrackerStore(url).retrieve("s") is not None
+
+    def always_broken(metadata, engine, *args, **kwargs):
+        raise sa.exc.OperationalError("CREATE TABLE", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(sa.MetaData, "create_all", always_broken)
+    with pytest.raises(TrackerStoreError, match="disk I/O error"):
+        SQLTrackerStore(f"sqlite:///{tmp_path / 'other.db'}")
+
+
 def test_store_by_url(tmp_path):
     assert isinstance(tracker_store_from_url("memory://"), InMemoryTrackerStore)
     assert isinstance(tracker_store_from_url(f"sqlite:///{tmp_path / 't.db'}"), SQLTrackerStore)
