@@ -12,6 +12,7 @@ import lightning as L
 
 __all__ = ["ReleaseFreedMemory", "trim_unless_configured"]
 TRIM_EVERY_N_BATCHES = 10
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +27,31 @@ class ReleaseFreedMemory(L.Callback):
     7.4 GB over 100 epochs although one step needs about 1 GB (12 epochs: 2.0 GB untrimmed,
     1.4 GB trimmed after each epoch, 1.2 GB trimmed every batch). It trims every
     ``every_n_batches`` training steps and after each epoch. A no-op where the C library has no
-    ``malloc_trim`` (macOS, musl)."""
+    ``malloc_trim`` (macOS, musl).
 
-    def __init__(self, every_n_batches: int = 10) -> None:
+    ``mmap_threshold_kb`` trades time for memory: allocations of at least that size get pages
+    of their own and go back to the kernel when freed (glibc's ``M_MMAP_THRESHOLD``, fixed, so
+    glibc no longer raises it), so the heap cannot fragment with them. On SNIPS (2 epochs)
+    128 KiB took the peak from 1.62 to 1.15 GB and cost ~40 % more CPU time in page faults;
+    None (the default) keeps glibc's dynamic threshold. It is process-wide and set when the
+    callback is made."""
+
+    def __init__(self, every_n_batches: int = TRIM_EVERY_N_BATCHES,
+                 mmap_threshold_kb: int | None = None) -> None:
         self.every_n_batches = max(1, every_n_batches)
+        self.mmap_threshold_kb = mmap_threshold_kb
         self._trim = None
         name = ctypes.util.find_library("c")
-        if name:
-            self._trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None:
+            self._trim = getattr(libc, "malloc_trim", None)
         if self._trim is None:
             log.debug("no malloc_trim in the C library: freed memory stays with the process")
+        if mmap_threshold_kb is not None:
+            mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+            if mallopt is None or not mallopt(M_MMAP_THRESHOLD, int(mmap_threshold_kb) * 1024):
+                log.warning("could not set the mmap threshold to %s KiB (glibc's mallopt): "
+                            "memory use stays as without it", mmap_threshold_kb)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs,
                            batch, batch_idx: int) -> None:

@@ -30,6 +30,36 @@ def test_malloc_trim_is_found_on_glibc():
     callback.release()  # really calls it
 
 
+def test_a_fixed_mmap_threshold_goes_to_glibcs_mallopt(monkeypatch, caplog):
+    """``mmap_threshold_kb`` sets M_MMAP_THRESHOLD (-3) in bytes; a refusal is reported."""
+    import nlu_models.memory as memory
+
+    calls = []
+
+    class FakeLibc:
+        def __init__(self, answer: int) -> None:
+            self.answer = answer
+
+        def malloc_trim(self, pad: int) -> int:
+            return 1
+
+        def mallopt(self, parameter: int, value: int) -> int:
+            calls.append((parameter, value))
+            return self.answer
+
+    monkeypatch.setattr(memory.ctypes.util, "find_library", lambda name: "libc.so.6")
+    monkeypatch.setattr(memory.ctypes, "CDLL", lambda name: FakeLibc(1))
+    ReleaseFreedMemory()
+    assert calls == []  # glibc's dynamic threshold by default
+    with caplog.at_level("WARNING"):
+        ReleaseFreedMemory(mmap_threshold_kb=128)
+    assert calls == [(-3, 128 * 1024)] and "could not set" not in caplog.text
+    monkeypatch.setattr(memory.ctypes, "CDLL", lambda name: FakeLibc(0))
+    with caplog.at_level("WARNING"):
+        ReleaseFreedMemory(mmap_threshold_kb=128)
+    assert "could not set the mmap threshold to 128 KiB" in caplog.text
+
+
 class _Scored:
     """A tiny LightningModule whose validation score only falls: epoch 0 stays the best."""
 
