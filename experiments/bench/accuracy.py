@@ -5,6 +5,7 @@ then report mean ± sd over the runs — never the best run.
     python -m experiments.bench.accuracy --experiments diet_hwu64 --folds 1 2 3 --seeds 1
     python -m experiments.bench.accuracy --experiments diet_snips --epochs 20 -- trainer=gpu
     python -m experiments.bench.accuracy --experiments ted_multiwoz --tag mh10 -- model.max_history=10
+    python -m experiments.bench.accuracy ... --resume   # an interrupted run goes on where it stopped
 
 Writes ``accuracy_<experiment>.json`` (every run's summary plus the aggregate, the command, the
 machine and the date) into ``--out`` and prints a Markdown table for the README. Data with an
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments import REPO_ROOT
-from experiments.bench.common import add_training_arguments, machine_info, timed_command
+from experiments.bench.common import (add_training_arguments, machine_info, measured_from_log,
+                                      timed_command)
 from nlu_models.evaluation import aggregate_summaries, format_mean_sd
 
 COLUMNS = (("intent_accuracy", "intent acc", 100), ("intent_macro_f1", "intent macro F1", 100),
@@ -42,7 +44,8 @@ DIALOGUE_COLUMNS = (("action_accuracy_excluding_listen", "action acc (no listen)
 
 
 def run_one(experiment: str, seed: int, fold: int | None, epochs: int | None,
-            extra: list[str], out: Path, label: str | None = None) -> dict[str, Any]:
+            extra: list[str], out: Path, label: str | None = None,
+            resume: bool = False) -> dict[str, Any]:
     name = f"{label or experiment}_seed{seed}" + (f"_fold{fold}" if fold is not None else "")
     run_dir = out / "runs" / name
     overrides = [f"experiment={experiment}", f"seed={seed}", f"hydra.run.dir={run_dir}",
@@ -51,11 +54,17 @@ def run_one(experiment: str, seed: int, fold: int | None, epochs: int | None,
         overrides.append(f"data.fold={fold}")
     if epochs is not None:
         overrides.append(f"trainer.max_epochs={epochs}")
+    summary_file = run_dir / "reports" / "summary.json"
+    measured = measured_from_log(run_dir / "train.log") if resume else None
+    if measured is not None and summary_file.exists():
+        print(f"  reusing the finished run in {run_dir}", flush=True)
+        return {**json.loads(summary_file.read_text()), "peak_rss_mb": measured["peak_rss_mb"],
+                "process_seconds": measured["wall_seconds"], "fold": fold, "reused": True}
     run_dir.mkdir(parents=True, exist_ok=True)
     measured = timed_command([sys.executable, "-m", "experiments.train", *overrides],
                              run_dir / "train.log", cwd=REPO_ROOT,
                              env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-    summary = json.loads((run_dir / "reports" / "summary.json").read_text())
+    summary = json.loads(summary_file.read_text())
     return {**summary, "peak_rss_mb": measured["peak_rss_mb"],
             "process_seconds": measured["wall_seconds"], "fold": fold}
 
@@ -84,6 +93,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--folds", nargs="+", type=int, default=None,
                         help="data.fold values (HWU64)")
     parser.add_argument("--tag", default="", help="suffix for the result names (e.g. mh10)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse runs under --out that finished (an interrupted benchmark "
+                             "goes on where it stopped; the options must be the same)")
     args = parser.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"{experiment} seed {seed}" + (f" fold {fold}" if fold else "") + " ...",
                       flush=True)
                 runs.append(run_one(experiment, seed, fold, args.epochs, args.overrides,
-                                    args.out, name))
+                                    args.out, name, resume=args.resume))
                 print("  " + ", ".join(f"{k}={runs[-1][k]:.4f}" for k in
                                        ("intent_accuracy", "entity_f1", "oos_recall",
                                         "oos_auroc", "action_accuracy",

@@ -65,9 +65,29 @@ def timed_command(command: list[str], log_file: Path, cwd: Path,
     if completed.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])} ... failed ({completed.returncode}); "
                            f"see {log_file}:\n{text[-2000:]}")
-    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    return {"wall_seconds": round(wall, 1),
-            "peak_rss_mb": round(int(peak.group(1)) / 1024, 1) if peak else None}
+    return {"wall_seconds": round(wall, 1), "peak_rss_mb": _peak_rss_mb(text)}
+
+
+def _peak_rss_mb(gnu_time_output: str) -> float | None:
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", gnu_time_output)
+    return round(int(peak.group(1)) / 1024, 1) if peak else None
+
+
+def measured_from_log(log_file: Path) -> dict[str, Any] | None:
+    """What :func:`timed_command` measured, read back from the GNU time lines at the end of a
+    finished command's log; None unless the log shows a command that exited with status 0."""
+    if not log_file.exists():
+        return None
+    text = log_file.read_text(errors="replace")
+    if not re.search(r"Exit status: 0\b", text):
+        return None
+    elapsed = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
+    if elapsed is None:
+        return None
+    seconds = 0.0
+    for part in elapsed.group(1).split(":"):
+        seconds = seconds * 60 + float(part)
+    return {"wall_seconds": round(seconds, 1), "peak_rss_mb": _peak_rss_mb(text)}
 
 
 def ratios(rasa: dict[str, Any], dialab: dict[str, Any], epoch_key: str) -> dict[str, Any]:
