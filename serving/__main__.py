@@ -1,5 +1,7 @@
-"""``python -m serving --nlu BUNDLE [--policy BUNDLE] [--port 5005] ...``: run the server with
-uvicorn (one process; run several against one SQL/Redis tracker store to scale out)."""
+"""``python -m serving --nlu BUNDLE [--policy BUNDLE] [--port 5005] [--workers N] ...``: run the
+server with uvicorn: one process, or ``--workers`` processes on one port (each loads the bundles
+and answers requests on a core of its own; conversations are shared through the tracker store,
+as for servers started one by one against one SQL/Redis store)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +12,8 @@ import time
 from serving.settings import ServerSettings, default_tracker_store_url
 
 __all__ = ["build_parser", "settings_from_args", "main", "serve"]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 DESCRIPTION = ("Serve dialab export bundles over Rasa's HTTP API (/model/parse, "
@@ -56,6 +60,10 @@ def build_parser(prog: str = "python -m serving", add_help: bool = True
                         choices=["auto", "torch", "onnx", "onnx-int8"],
                         help="auto (default): the NLU bundle's ONNX graph on onnxruntime when "
                         "it has one, else torch")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes on the port (default 1); e.g. one per core for "
+                        "batch throughput. With --policy they need a shared tracker store "
+                        "(SQLite file, SQL or Redis; not memory://)")
     parser.add_argument("--log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug"])
     return parser
@@ -87,8 +95,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """Load the bundles and run uvicorn until interrupted."""
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        print(f"error: --workers must be at least 1, not {workers}", file=sys.stderr)
+        return 1
+    if workers > 1:
+        from serving.workers import serve_workers
+
+        return serve_workers(args, settings_from_args(args))
     started = time.perf_counter()
     try:
         import uvicorn

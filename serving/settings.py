@@ -41,7 +41,8 @@ class ServerSettings:
       reminders, :mod:`serving.reminders`) are POSTed, one JSON message each (Rasa's callback
       channel); without one they are only stored in the tracker.
     - ``torch_threads``: torch's intra-op threads for the process (default 1: small models
-      answer fastest on one thread per request; run more processes to use more cores).
+      answer fastest on one thread per request; ``--workers`` runs more processes to use more
+      cores).
     """
 
     nlu: str | Path

@@ -146,6 +146,7 @@ def test_sorted_runs_answer_in_input_order(interpreters):
     the activations by the whole run's range, so its numbers depend on the run)."""
     assert length_sorted_runs([3, 1, 2, 1], 2) == [[1, 3], [2, 0]]
     for interpreter, tolerance in zip(interpreters, (TOL, TOL, 0.02)):
+        assert interpreter.parse([]) == []
         interpreter.batch_size = 4
         try:
             batched = interpreter.parse(TEXTS)

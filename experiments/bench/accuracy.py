@@ -5,7 +5,7 @@ then report mean ± sd over the runs — never the best run.
     python -m experiments.bench.accuracy --experiments diet_hwu64 --folds 1 2 3 --seeds 1
     python -m experiments.bench.accuracy --experiments diet_snips --epochs 20 -- trainer=gpu
     python -m experiments.bench.accuracy --experiments ted_multiwoz --tag mh10 -- model.max_history=10
-    python -m experiments.bench.accuracy ... --resume   # an interrupted run goes on where it stopped
+    python -m experiments.bench.accuracy ... --resume   # go on after an interruption
 
 Writes ``accuracy_<experiment>.json`` (every run's summary plus the aggregate, the command, the
 machine and the date) into ``--out`` and prints a Markdown table for the README. Data with an

@@ -2,7 +2,7 @@
 trained on the same data (the demo bot's NLU, the same DIET epochs), in one run.
 
     python -m experiments.bench.serving [--requests 10000] [--clients 32] [--sequential 1000]
-        [--skip-rasa] [--store-url URL] [--out DIR] [--nlu-backend auto]
+        [--skip-rasa] [--store-url URL] [--out DIR] [--nlu-backend auto] [--workers 1]
 
 1. Models, one training at a time, kept in ``<out>/serving_work_<epochs>ep/`` and reused by the
    next run: dialab's ``experiment=diet_demo`` and ``ted_demo`` (``--nlu-run`` /
@@ -177,12 +177,14 @@ def process_tree_rss_mb(pid: int) -> float:
 
 # ---- the servers ---------------------------------------------------------------------------------
 def dialab_server(nlu: Path, log_dir: Path, backend: str, policy: Path | None = None,
-                  store: str = "memory://", actions_url: str | None = None
+                  store: str = "memory://", actions_url: str | None = None, workers: int = 1
                   ) -> Callable[[int, str], Service]:
-    """``start(port, label)`` → a dialab server process (log in ``log_dir/<label>.log``)."""
+    """``start(port, label)`` → a dialab server process (log in ``log_dir/<label>.log``) with
+    ``workers`` worker processes (``--workers``)."""
     def start(port: int, label: str) -> Service:
         command = [sys.executable, "-m", "serving", "--nlu", str(nlu), "--port", str(port),
-                   "--tracker-store", store, "--nlu-backend", backend, "--log-level", "warning"]
+                   "--tracker-store", store, "--nlu-backend", backend, "--log-level", "warning",
+                   "--workers", str(workers)]
         if policy is not None:
             command += ["--policy", str(policy)]
         if actions_url:
@@ -314,7 +316,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     texts_file.write_text(json.dumps(texts))
 
     print(f"[{started}] dialab server ({args.nlu_backend}) ...", flush=True)
-    start = dialab_server(bundles["nlu"], work / "logs", args.nlu_backend)
+    start = dialab_server(bundles["nlu"], work / "logs", args.nlu_backend,
+                          workers=args.workers)
     dialab = measure_parse_server(lambda port: start(port, "parse"), texts, args, texts_file,
                                   batch=True)
     rasa = None
@@ -338,7 +341,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "load_client": LOAD_CLIENT,
               "models": {"dialab": dialab_made, "rasa": rasa_made},
               "dialab": dialab, "rasa": rasa, "comparison": rows, "faults": faults}
-    out_file = args.out / f"serving_{args.nlu_backend}.json"
+    workers = f"_{args.workers}workers" if args.workers > 1 else ""
+    out_file = args.out / f"serving_{args.nlu_backend}{workers}.json"
     out_file.write_text(json.dumps(result, indent=2))
     print()
     print_table(rows, faults)
@@ -368,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["auto", "torch", "onnx", "onnx-int8"])
     parser.add_argument("--store-url", help="also run the faults on this tracker store "
                         "(postgresql://..., redis://...)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="dialab server processes on the port (serving --workers); the "
+                             "resident memory is that of all of them")
     parser.add_argument("--skip-rasa", action="store_true", help="dialab only (no anchor)")
     parser.add_argument("--skip-faults", action="store_true")
     parser.add_argument("--startup-timeout", type=float, default=300.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -78,6 +79,88 @@ def test_python_m_serving_serves(bundles, tmp_path):
     finally:
         server.terminate()
         server.wait(20)
+
+
+def _wait_healthy(server: subprocess.Popen, url: str) -> None:
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None, server.stdout.read()
+        time.sleep(0.1)
+    raise AssertionError(f"no answer from {url}/health")
+
+
+def test_workers_share_one_port_and_the_conversations(bundles, tmp_path):
+    """--workers 2: two processes answer on one port (each logs its load), the batch route
+    works, and a conversation continued over several connections stays one conversation
+    (the workers share the default SQLite store)."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--nlu", str(bundles.nlu), "--policy",
+         str(bundles.policy), "--port", str(port), "--workers", "2", "--log-level", "info"],
+        env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(server, url)
+        parsed = httpx.post(f"{url}/model/parse/batch", json={"texts": ["hi", "bye"]},
+                            timeout=30).json()
+        assert [p["text"] for p in parsed] == ["hi", "bye"]
+        for _ in range(4):  # a new connection each time: either worker may answer
+            with httpx.Client(timeout=30) as client:
+                client.post(f"{url}/webhooks/rest/webhook",
+                            json={"sender": "w", "message": "/greet"})
+        tracker = httpx.get(f"{url}/conversations/w/tracker", timeout=30).json()
+        assert sum(e["event"] == "user" for e in tracker["events"]) == 4
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=30)
+    assert len(set(re.findall(r"worker (\d+) loaded in", out))) == 2, out
+
+
+def test_the_workers_socket_turns_nagle_off_on_its_connections():
+    """The listening socket of --workers is bound by dialab; asyncio sets TCP_NODELAY on the
+    connections it accepts only when it reports IPPROTO_TCP (uvicorn's own binding reports 0,
+    and every keep-alive answer then waits ~40 ms for the client's delayed ACK)."""
+    import asyncio
+
+    from serving.workers import TCPConfig
+
+    listener = TCPConfig("serving.workers:app_from_environment", factory=True, workers=2,
+                         host="127.0.0.1", port=_free_port()).bind_socket()
+    assert listener.proto == socket.IPPROTO_TCP and listener.get_inheritable()
+
+    async def accepted_nodelay() -> int:
+        seen = asyncio.get_running_loop().create_future()
+
+        def accepted(reader, writer):
+            sock = writer.get_extra_info("socket")
+            seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=listener)
+        _, writer = await asyncio.open_connection(*listener.getsockname())
+        try:
+            return await asyncio.wait_for(seen, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) == 1
+
+
+def test_workers_refuse_a_store_they_cannot_share(bundles, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "--nlu", str(bundles.nlu), "--policy",
+         str(bundles.policy), "--workers", "2", "--tracker-store", "memory://"],
+        env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "not memory://" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "--nlu", str(tmp_path), "--workers", "2"],
+        env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "is not an export bundle" in result.stderr
 
 
 def test_dialab_serve_and_shell_parse(capsys):
