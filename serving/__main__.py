@@ -9,11 +9,9 @@ import logging
 import sys
 import time
 
-from serving.settings import ServerSettings, default_tracker_store_url
+from serving.settings import LOG_FORMAT, ServerSettings, default_tracker_store_url
 
 __all__ = ["build_parser", "settings_from_args", "main", "serve"]
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 DESCRIPTION = ("Serve dialab export bundles over Rasa's HTTP API (/model/parse, "
@@ -96,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 def serve(args: argparse.Namespace) -> int:
     """Load the bundles and run uvicorn until interrupted."""
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
-    workers = getattr(args, "workers", 1)
+    workers = args.workers
     if workers < 1:
         print(f"error: --workers must be at least 1, not {workers}", file=sys.stderr)
         return 1

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ServerSettings", "default_tracker_store_url"]
+__all__ = ["LOG_FORMAT", "ServerSettings", "default_tracker_store_url"]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the server's log lines
 
 
 def default_tracker_store_url() -> str:

@@ -41,7 +41,7 @@ from dialogue_models.events import event_from_dict
 from dialogue_models.tracker import Tracker
 
 __all__ = ["TrackerStore", "EventLogStore", "InMemoryTrackerStore", "SQLTrackerStore",
-           "RedisTrackerStore", "TrackerStoreError", "tracker_store_from_url"]
+           "RedisTrackerStore", "TrackerStoreError", "is_process_local", "tracker_store_from_url"]
 
 
 class TrackerStoreError(RuntimeError):
@@ -294,10 +294,20 @@ class RedisTrackerStore(EventLogStore):
         self.client.rpush(self.prefix + sender_id, *[_dumps(e) for e in events])
 
 
+def is_process_local(url: str) -> bool:
+    """Whether the store of ``url`` lives in one process (``memory://``): servers in other
+    processes cannot share its conversations."""
+    return _scheme(url) == "memory"
+
+
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0].lower()
+
+
 def tracker_store_from_url(url: str, slots: Mapping[str, Slot] | None = None) -> EventLogStore:
     """A store for ``url``: ``memory://``, ``redis://``/``rediss://``, else SQLAlchemy."""
-    scheme = url.split(":", 1)[0].lower()
-    if scheme == "memory":
+    scheme = _scheme(url)
+    if is_process_local(url):
         return InMemoryTrackerStore(slots)
     if scheme in ("redis", "rediss", "unix"):
         return RedisTrackerStore(url, slots)

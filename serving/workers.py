@@ -17,7 +17,8 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
-from serving.settings import ServerSettings
+from serving.settings import LOG_FORMAT, ServerSettings
+from serving.tracker_store import is_process_local
 
 __all__ = ["TCPConfig", "app_from_environment", "serve_workers"]
 
@@ -29,9 +30,8 @@ def serve_workers(args: argparse.Namespace, settings: ServerSettings) -> int:
     checked here (manifest, sha256) so that a broken one is one clear error, not workers
     failing in a loop; each worker then loads them itself (:func:`app_from_environment`)."""
     from nlu_models.export import BundleError, open_bundle
-    from serving.__main__ import LOG_FORMAT
 
-    if settings.policy and settings.tracker_store.startswith("memory"):
+    if settings.policy and is_process_local(settings.tracker_store):
         print("error: --workers with --policy needs a tracker store that the workers share "
               "(sqlite:///file.db, postgresql://..., redis://...), not memory://: each worker "
               "would keep its own conversations", file=sys.stderr)
@@ -44,8 +44,7 @@ def serve_workers(args: argparse.Namespace, settings: ServerSettings) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     os.environ[SETTINGS_VARIABLE] = json.dumps(
-        {"settings": dataclasses.asdict(settings), "log_level": args.log_level,
-         "log_format": LOG_FORMAT}, default=str)
+        {"settings": dataclasses.asdict(settings), "log_level": args.log_level}, default=str)
     config = TCPConfig(f"{__name__}:app_from_environment", factory=True, workers=args.workers,
                        host=args.host, port=args.port, log_level=args.log_level)
     with contextlib.suppress(KeyboardInterrupt):
@@ -73,7 +72,7 @@ def app_from_environment() -> FastAPI:
 
     started = time.perf_counter()
     given = json.loads(os.environ[SETTINGS_VARIABLE])
-    logging.basicConfig(level=given["log_level"].upper(), format=given["log_format"])
+    logging.basicConfig(level=given["log_level"].upper(), format=LOG_FORMAT)
     app = create_app(ServerSettings(**given["settings"]))
     logging.getLogger("serving").info("worker %d loaded in %.2f s", os.getpid(),
                                       time.perf_counter() - started)
