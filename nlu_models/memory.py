@@ -41,15 +41,13 @@ class ReleaseFreedMemory(L.Callback):
                  mmap_threshold_kb: int | None = None) -> None:
         self.every_n_batches = max(1, every_n_batches)
         self.mmap_threshold_kb = mmap_threshold_kb
-        self._trim = None
         name = ctypes.util.find_library("c")
         libc = ctypes.CDLL(name) if name else None
-        if libc is not None:
-            self._trim = getattr(libc, "malloc_trim", None)
+        self._trim = getattr(libc, "malloc_trim", None)
         if self._trim is None:
             log.debug("no malloc_trim in the C library: freed memory stays with the process")
         if mmap_threshold_kb is not None:
-            mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+            mallopt = getattr(libc, "mallopt", None)
             if mallopt is None or not mallopt(M_MMAP_THRESHOLD, int(mmap_threshold_kb) * 1024):
                 log.warning("could not set the mmap threshold to %s KiB (glibc's mallopt): "
                             "memory use stays as without it", mmap_threshold_kb)
@@ -72,4 +70,4 @@ def trim_unless_configured(trainer: L.Trainer) -> list[L.Callback]:
     trainer has none, else nothing (the configured one keeps its settings)."""
     if any(isinstance(c, ReleaseFreedMemory) for c in trainer.callbacks):
         return []
-    return [ReleaseFreedMemory(every_n_batches=TRIM_EVERY_N_BATCHES)]
+    return [ReleaseFreedMemory()]
