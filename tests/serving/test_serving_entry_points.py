@@ -54,33 +54,6 @@ def test_python_m_serving_help():
         assert flag in result.stdout
 
 
-def test_python_m_serving_serves(bundles, tmp_path):
-    port = _free_port()
-    started = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--nlu", str(bundles.nlu), "--policy",
-         str(bundles.policy), "--port", str(port), "--auth-token", "t", "--log-level", "warning"],
-        env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stdout.read()
-                time.sleep(0.1)
-        ready = time.perf_counter() - started
-        answer = httpx.post(f"{url}/webhooks/rest/webhook?token=t",
-                            json={"sender": "p", "message": "/greet"}, timeout=30)
-        assert answer.status_code == 200 and answer.json()[0]["recipient_id"] == "p"
-        assert (tmp_path / "dialab_trackers.db").is_file()  # the default store, in the cwd
-        print(f"python -m serving answered /health {ready:.2f} s after the start")
-    finally:
-        server.terminate()
-        server.wait(20)
-
-
 def _wait_healthy(server: subprocess.Popen, url: str) -> None:
     for _ in range(600):
         try:
@@ -91,6 +64,27 @@ def _wait_healthy(server: subprocess.Popen, url: str) -> None:
         assert server.poll() is None, server.stdout.read()
         time.sleep(0.1)
     raise AssertionError(f"no answer from {url}/health")
+
+
+def test_python_m_serving_serves(bundles, tmp_path):
+    port = _free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--nlu", str(bundles.nlu), "--policy",
+         str(bundles.policy), "--port", str(port), "--auth-token", "t", "--log-level", "warning"],
+        env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(server, url)
+        ready = time.perf_counter() - started
+        answer = httpx.post(f"{url}/webhooks/rest/webhook?token=t",
+                            json={"sender": "p", "message": "/greet"}, timeout=30)
+        assert answer.status_code == 200 and answer.json()[0]["recipient_id"] == "p"
+        assert (tmp_path / "dialab_trackers.db").is_file()  # the default store, in the cwd
+        print(f"python -m serving answered /health {ready:.2f} s after the start")
+    finally:
+        server.terminate()
+        server.wait(20)
 
 
 def test_workers_share_one_port_and_the_conversations(bundles, tmp_path):
