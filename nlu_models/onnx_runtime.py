@@ -240,23 +240,21 @@ def viterbi_decode(emissions: np.ndarray, transitions: np.ndarray, mask: np.ndar
     if t == 0:
         return np.zeros((b, 0), dtype=np.int64), np.zeros((b, 0), dtype=np.float32)
     stay = np.broadcast_to(np.arange(num_tags), (b, num_tags))                   # (B, L)
-    alpha = emissions[:, 0]                                                      # (B, L)
-    alphas, backpointers = [alpha], []
+    rows = np.arange(b)
+    scores = np.empty((b, t, num_tags), dtype=np.float32)       # the Viterbi scores per step
+    backpointers = np.empty((b, t, num_tags), dtype=np.int64)
+    scores[:, 0] = alpha = emissions[:, 0]                                      # (B, L)
     for step in range(1, t):
-        scores = alpha[:, :, None] + transitions                                 # (B, L, L)
-        previous = scores.argmax(axis=1)                                         # (B, L)
-        best = np.take_along_axis(scores, previous[:, None, :], axis=1)[:, 0]    # (B, L)
+        candidates = alpha[:, :, None] + transitions                             # (B, L, L)
+        previous = candidates.argmax(axis=1)                                     # (B, L)
         active = mask[:, step, None]                                             # (B, 1)
-        alpha = np.where(active, best + emissions[:, step], alpha)
-        backpointers.append(np.where(active, previous, stay))
-        alphas.append(alpha)
-    current = alpha.argmax(axis=-1)                                              # (B,)
-    path = [current]
-    for previous in reversed(backpointers):
-        current = np.take_along_axis(previous, current[:, None], axis=1)[:, 0]
-        path.append(current)
-    tags = np.stack(path[::-1], axis=1).astype(np.int64)                         # (B, T)
-    scores = np.stack(alphas, axis=1)                                            # (B, T, L)
+        alpha = np.where(active, candidates.max(axis=1) + emissions[:, step], alpha)
+        backpointers[:, step] = np.where(active, previous, stay)
+        scores[:, step] = alpha
+    tags = np.empty((b, t), dtype=np.int64)
+    tags[:, -1] = current = alpha.argmax(axis=-1)                                # (B,)
+    for step in range(t - 1, 0, -1):
+        tags[:, step - 1] = current = backpointers[rows, step, current]
     probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
     probs /= probs.sum(axis=-1, keepdims=True)
     confidences = np.take_along_axis(probs, tags[..., None], axis=-1)[..., 0]    # (B, T)

@@ -16,9 +16,19 @@ import hmac
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs
 
+import orjson
 from starlette.responses import JSONResponse
 
-__all__ = ["BodyLimitMiddleware", "TokenAuthMiddleware", "error_response"]
+__all__ = ["BodyLimitMiddleware", "FastJSONResponse", "TokenAuthMiddleware", "error_response"]
+
+
+class FastJSONResponse(JSONResponse):
+    """Starlette's JSONResponse rendered by orjson: the same compact UTF-8 JSON (non-string
+    keys as strings, numpy scalars and arrays as numbers and lists) in a fraction of the time;
+    NaN and infinity become null instead of an error."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -28,7 +38,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def error_response(status: int, message: str, reason: str) -> JSONResponse:
     """The JSON body of every error (see the module docstring); never a stack trace."""
-    return JSONResponse({"error": message, "message": message, "reason": reason,
+    return FastJSONResponse({"error": message, "message": message, "reason": reason,
                          "status": "failure", "code": status}, status_code=status)
 
 

@@ -80,3 +80,25 @@ def test_batch_parse_matches_single_parses(make_client):
         assert result["intent"]["confidence"] == pytest.approx(single["intent"]["confidence"],
                                                                abs=1e-5)
     assert client.post("/model/parse/batch", json={"texts": []}).json() == []
+
+
+def test_responses_render_as_json_would():
+    """The server's orjson rendering gives what json.loads reads back from json.dumps for a
+    parse result (unicode, nested lists, floats at full precision), numpy scalars as numbers,
+    integer keys as strings, and NaN as null rather than an error."""
+    import json
+
+    import numpy as np
+
+    from serving.middleware import FastJSONResponse
+
+    result = {"text": "café à 8 €", "intent": {"name": "order", "confidence": 0.1 + 0.2},
+              "entities": [{"entity": "size", "start": 0, "end": 4, "value": "café",
+                            "confidence_entity": 0.999999123456789}],
+              "intent_ranking": [{"name": "order", "confidence": 1e-12}]}
+    body = FastJSONResponse(result).body
+    assert json.loads(body) == json.loads(json.dumps(result))
+    assert "café".encode() in body                      # UTF-8, not \\u escapes
+    assert json.loads(FastJSONResponse({1: np.float32(0.5), "n": np.int64(3),
+                                        "a": np.arange(2), "x": float("nan")}).body) == \
+        {"1": 0.5, "n": 3, "a": [0, 1], "x": None}
