@@ -337,5 +337,6 @@ class Packing:
 
     def unpack(self, rows: Tensor) -> Tensor:
         b, t = self.shape
-        out = rows.new_zeros(b * t, rows.shape[-1]).index_copy(0, self.index, rows)
+        # in place: the out-of-place index_copy would copy the zeros first (TED: ~6 % of a step)
+        out = rows.new_zeros(b * t, rows.shape[-1]).index_copy_(0, self.index, rows)
         return out.view(b, t, -1)
