@@ -7,9 +7,10 @@ For each experiment the data config is composed as ``python -m experiments.train
 its featurizer pipeline is fitted on the training split (the very features DIET trains on:
 regex, lexical-syntactic, word and char n-gram counts), and each message becomes one sparse
 row: its token features summed over the tokens, beside its sentence features. A multinomial
-logistic regression (scikit-learn, lbfgs, deterministic: no seeds) is trained on the training
-split and scored on the test split: intent accuracy and macro F1 as the DIET reports count them
-(a test intent never seen in training is an error). Writes ``linear_baseline_<experiment>.json``
+logistic regression (scikit-learn, lbfgs from zeros: no seeds; threaded BLAS can move a result
+by an example or so) is trained on the training split and scored on the test split: intent
+accuracy and macro F1 as the DIET reports count them (a test intent never seen in training is
+an error). Writes ``linear_baseline_<experiment>.json``
 (the numbers, the command, the machine and the date) into ``--out`` and prints a Markdown table.
 Entities are not predicted: the baseline is for the intent side only.
 """
