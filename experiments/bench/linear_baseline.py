@@ -10,7 +10,7 @@ row: its token features summed over the tokens, beside its sentence features. A 
 logistic regression (scikit-learn, lbfgs from zeros: no seeds; threaded BLAS can move a result
 by an example or so) is trained on the training split and scored on the test split: intent
 accuracy and macro F1 as the DIET reports count them (a test intent never seen in training is
-an error). Writes ``linear_baseline_<experiment>.json``
+an error). Writes ``linear_baseline_<experiment>[_fold<N>].json``
 (the numbers, the command, the machine and the date) into ``--out`` and prints a Markdown table.
 Entities are not predicted: the baseline is for the intent side only.
 """
@@ -85,7 +85,8 @@ def run_baseline(experiment: str, overrides: Sequence[str] = (), c: float = 1.0,
             "intent_accuracy": float(np.mean(np.asarray(predicted) == np.asarray(y_test))),
             "intent_macro_f1": float(f1_score(y_test, predicted, average="macro",
                                               zero_division=0)),
-            "train_seconds": round(seconds, 2), "overrides": list(overrides)}
+            "train_seconds": round(seconds, 2), "overrides": list(overrides),
+            "fold": datamodule.metadata.get("fold")}
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -105,7 +106,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         result.update(command=" ".join([Path(sys.executable).name, "-m",
                                         "experiments.bench.linear_baseline", *sys.argv[1:]]),
                       machine=machine_info(), date=time.strftime("%Y-%m-%d"))
-        (args.out / f"linear_baseline_{experiment}.json").write_text(json.dumps(result, indent=2))
+        fold = f"_fold{result['fold']}" if result["fold"] is not None else ""
+        (args.out / f"linear_baseline_{experiment}{fold}.json").write_text(
+            json.dumps(result, indent=2))
         print(f"| {experiment} | {100 * result['intent_accuracy']:.2f} | "
               f"{100 * result['intent_macro_f1']:.2f} | {result['num_features']:,} | "
               f"{result['train_seconds']} |", flush=True)
