@@ -229,6 +229,8 @@ def write_bench_results(folder: Path) -> None:
     write("accuracy_ted_multiwoz_modular_status_mh2.json", {
         "epochs": 100, "runs": multiwoz, "aggregate": aggregate_summaries(multiwoz)})
     write("accuracy_broken.json", "{not json")
+    write("linear_baseline_diet_snips.json", {"experiment": "diet_snips", "dataset": "snips",
+                                              "intent_accuracy": 0.9657})
     change = {"mean": -0.0005, "sd": 0.0008, "n": 3}
     write("int8_snips.json", {"runs": [{"dataset": "snips"}] * 3, "aggregate": {
         "onnx.intent_accuracy_change": {"mean": 0.0, "sd": 0.0, "n": 3},
@@ -263,7 +265,8 @@ def test_benchmarks_notebook_plots_every_kind_of_result(tmp_path, monkeypatch):
     published = tagged(nb, "published")
     assert "skipped accuracy_broken.json: not readable JSON" in stdout(published)
     comparison = html(published)
-    for text in ("dialab (8 ep, 3 runs)", "dialab (100 ep, 2 runs)",
+    for text in ("dialab (8 ep, 3 runs)", "dialab (100 ep, 2 runs)", "linear baseline (1 run)",
+                 "96.57",
                  "MultiWOZ 2.1, modular + status, mh 2", "SNIPS", "Joint BERT + CRF"):
         assert text in comparison, text
     assert "onnx-int8" in html(tagged(nb, "int8"))
