@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -117,44 +118,32 @@ class FeaturizerPipeline:
 
     def _sparse_features(self, texts: Sequence[str], starts: list[tuple[int, int]]
                          ) -> list[MessageFeatures]:
-        """The sparse features of each text. The id and value lists of the whole chunk are
-        gathered in Python and turned into arrays once; each message gets views of them (a
-        message's own arrays cost ~16 small numpy calls, most of a short message's time).
-        Per token, ids come block by block in pipeline order, so they stay sorted."""
+        """The sparse features of each text. Each featurizer's ids, values and per-row counts
+        for the whole chunk are gathered by C-level list extends, then interleaved with numpy
+        into one array per kind, so that each token's ids come block by block in pipeline
+        order (sorted, since a featurizer's row is); each message gets views of the arrays."""
         tokens_of = [self.tokenizer.tokenize(text) for text in texts]
-        seq_ids: list[int] = []
-        seq_values: list[float] = []
-        sent_ids: list[int] = []
-        sent_values: list[float] = []
-        seq_ends, sent_ends, token_ends = [], [], []
+        blocks = [_Block() for _ in self.sparse]  # per featurizer: token rows, sentence rows
         for tokens, text in zip(tokens_of, texts):
-            outputs = [f.featurize(tokens, text) for f in self.sparse]
-            for t in range(len(tokens)):
-                for (rows, _), (seq_start, _) in zip(outputs, starts):
-                    row = rows[t]
-                    seq_ids.extend([column + seq_start for column in row])
-                    seq_values.extend(row.values())
-                seq_ends.append(len(seq_ids))
-            token_ends.append(len(seq_ends))
-            for (_, sentence), (_, sent_start) in zip(outputs, starts):
-                sent_ids.extend([column + sent_start for column in sentence])
-                sent_values.extend(sentence.values())
-            sent_ends.append(len(sent_ids))
-        seq_id_array = np.array(seq_ids, dtype=np.int64)
-        seq_value_array = np.array(seq_values, dtype=np.float32)
-        sent_id_array = np.array(sent_ids, dtype=np.int64)
-        sent_value_array = np.array(sent_values, dtype=np.float32)
-        token_end_array = np.array([0, *seq_ends], dtype=np.int64)  # (tokens + 1,)
-        out, token_first, sent_first = [], 0, 0
-        for tokens, token_last, sent_last in zip(tokens_of, token_ends, sent_ends):
-            ends = token_end_array[token_first:token_last + 1]
+            for featurizer, block in zip(self.sparse, blocks):
+                rows, sentence = featurizer.featurize(tokens, text)
+                block.add(rows, sentence)
+        token_counts = [len(tokens) for tokens in tokens_of]
+        seq_ids, seq_values, seq_ends = _interleave(
+            [b.seq for b in blocks], [start for start, _ in starts], sum(token_counts))
+        sent_ids, sent_values, sent_ends = _interleave(
+            [b.sent for b in blocks], [start for _, start in starts], len(texts))
+        out, token_first = [], 0
+        for row, tokens in enumerate(tokens_of):
+            token_last = token_first + len(tokens)
+            ends = seq_ends[token_first:token_last + 1]
             lo, hi = int(ends[0]), int(ends[-1])
+            s_lo, s_hi = int(sent_ends[row]), int(sent_ends[row + 1])
             out.append(MessageFeatures(
                 tokens=tokens, seq_indptr=ends - lo,
-                seq_ids=seq_id_array[lo:hi], seq_values=seq_value_array[lo:hi],
-                sent_ids=sent_id_array[sent_first:sent_last],
-                sent_values=sent_value_array[sent_first:sent_last]))
-            token_first, sent_first = token_last, sent_last
+                seq_ids=seq_ids[lo:hi], seq_values=seq_values[lo:hi],
+                sent_ids=sent_ids[s_lo:s_hi], sent_values=sent_values[s_lo:s_hi]))
+            token_first = token_last
         return out
 
     # ---- growing ------------------------------------------------------------------------------
@@ -290,6 +279,60 @@ def _dense_class() -> type[HFDenseFeaturizer]:
 
     return HFDenseFeaturizer
 
+
+
+class _Rows:
+    """One featurizer's rows of a chunk (a row: ``{column: value}`` with sorted columns):
+    their columns and values back to back, and each row's entry count."""
+
+    __slots__ = ("columns", "values", "counts")
+
+    def __init__(self) -> None:
+        self.columns: list[int] = []
+        self.values: list[float] = []
+        self.counts: list[int] = []
+
+    def extend(self, rows: Sequence[Mapping[int, float]]) -> None:
+        self.columns.extend(chain.from_iterable(rows))
+        self.values.extend(chain.from_iterable(map(dict.values, rows)))
+        self.counts.extend(map(len, rows))
+
+
+class _Block:
+    """A featurizer's token rows (sequence features) and sentence rows for a chunk."""
+
+    __slots__ = ("seq", "sent")
+
+    def __init__(self) -> None:
+        self.seq, self.sent = _Rows(), _Rows()
+
+    def add(self, rows: Sequence[Mapping[int, float]], sentence: Mapping[int, float]) -> None:
+        self.seq.extend(rows)
+        self.sent.extend((sentence,))
+
+
+def _interleave(blocks: Sequence[_Rows], starts: Sequence[int], num_rows: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The featurizers' rows merged row by row: row ``r`` holds block 0's entries of row ``r``
+    (their columns shifted by ``starts[0]``), then block 1's, ... Returns the ids (int64), the
+    values (float32) and the row ends, ``(num_rows + 1,)`` with a leading 0."""
+    counts = np.array([b.counts for b in blocks], dtype=np.int64).reshape(len(blocks), num_rows)
+    ends = np.zeros(num_rows + 1, dtype=np.int64)
+    np.cumsum(counts.sum(axis=0), out=ends[1:])
+    ids = np.empty(ends[-1], dtype=np.int64)
+    values = np.empty(ends[-1], dtype=np.float32)
+    before = ends[:-1].copy()  # where each row's next block starts
+    for block, start, count in zip(blocks, starts, counts):
+        if not block.columns:
+            before += count
+            continue
+        row_of = np.repeat(np.arange(num_rows), count)                   # (n,) each entry's row
+        first = np.cumsum(count) - count                                  # (rows,) in the block
+        where = before[row_of] + np.arange(len(row_of)) - first[row_of]   # (n,)
+        ids[where] = np.asarray(block.columns, dtype=np.int64) + start
+        values[where] = block.values
+        before += count
+    return ids, values, ends
 
 def _text(item: str | Message) -> str:
     return item if isinstance(item, str) else item.text
