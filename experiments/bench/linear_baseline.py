@@ -65,8 +65,7 @@ def run_baseline(experiment: str, overrides: Sequence[str] = (), c: float = 1.0,
     if "test" not in datamodule.encoded:
         raise ValueError(f"{experiment}'s data has no test split")
     pipeline = datamodule.pipeline
-    seq_size = sum(f.seq_vocab_size for f in pipeline.sparse)
-    sent_size = sum(f.sent_vocab_size for f in pipeline.sparse)
+    seq_size, sent_size = pipeline.seq_vocab_size, pipeline.sent_vocab_size
 
     def split(name: str):
         encoded = datamodule.encoded[name]
