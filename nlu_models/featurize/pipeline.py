@@ -128,9 +128,8 @@ class FeaturizerPipeline:
             for featurizer, block in zip(self.sparse, blocks):
                 rows, sentence = featurizer.featurize(tokens, text)
                 block.add(rows, sentence)
-        token_counts = [len(tokens) for tokens in tokens_of]
         seq_ids, seq_values, seq_ends = _interleave(
-            [b.seq for b in blocks], [start for start, _ in starts], sum(token_counts))
+            [b.seq for b in blocks], [start for start, _ in starts], sum(map(len, tokens_of)))
         sent_ids, sent_values, sent_ends = _interleave(
             [b.sent for b in blocks], [start for _, start in starts], len(texts))
         out, token_first = [], 0
@@ -323,9 +322,6 @@ def _interleave(blocks: Sequence[_Rows], starts: Sequence[int], num_rows: int
     values = np.empty(ends[-1], dtype=np.float32)
     before = ends[:-1].copy()  # where each row's next block starts
     for block, start, count in zip(blocks, starts, counts):
-        if not block.columns:
-            before += count
-            continue
         row_of = np.repeat(np.arange(num_rows), count)                   # (n,) each entry's row
         first = np.cumsum(count) - count                                  # (rows,) in the block
         where = before[row_of] + np.arange(len(row_of)) - first[row_of]   # (n,)
