@@ -16,13 +16,12 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-import experiments  # noqa: F401  (registers the config resolvers)
 import hydra
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, open_dict
 
-from experiments import CONFIG_DIR
+from experiments import compose_config
 from experiments.common import log
 from experiments.train import train
 from nlu_models.evaluation import aggregate_summaries, format_mean_sd
@@ -75,13 +74,7 @@ def experiment_configs(cfg: DictConfig, overrides: Sequence[str], label: str | N
 
 def compose_experiment(overrides: list[str]) -> DictConfig:
     """The ``compare`` config with ``overrides``, inside a running Hydra app or outside one."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():
-        return compose(config_name="compare", overrides=overrides)
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name="compare", overrides=overrides)
+    return compose_config("compare", overrides)
 
 
 def _run(config: DictConfig, name: str, pct: float, k: int, out_dir: Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from experiments import CONFIG_DIR, REPO_ROOT
+from experiments import REPO_ROOT, experiment_config
 from experiments.bench.common import machine_info
 from nlu_models.featurize import MessageFeatures
 
@@ -50,14 +50,12 @@ def message_matrix(features: Sequence[MessageFeatures], seq_size: int, sent_size
 
 def run_baseline(experiment: str, overrides: Sequence[str] = (), c: float = 1.0,
                  max_iter: int = 2000) -> dict[str, Any]:
-    from hydra import compose, initialize_config_dir
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
     from experiments.train import build_datamodule
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"experiment={experiment}", *overrides])
+    cfg = experiment_config(experiment, overrides)
     if cfg.data.get("multi_label"):
         raise ValueError(f"{experiment} has multi-label intents; the linear baseline predicts "
                          "one intent per message")

@@ -77,13 +77,11 @@ def run_dialab(dataset: str, epochs: int, seed: int, work: Path, name: str = "di
 def experiment_splits(experiment: str, splits: tuple[str, ...]) -> list:
     """The splits the experiment's data config names (``paths.data_dir`` / DIALAB_DATA), so
     Rasa gets exactly the data dialab trains on."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from experiments import CONFIG_DIR
+    from experiments import experiment_config
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
+    cfg = experiment_config(experiment)
     data = OmegaConf.to_container(cfg.data, resolve=True)
     return [as_data(data[split]) for split in splits]
 

@@ -21,11 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import experiments  # noqa: F401  (registers the config resolvers)
-from experiments import REPO_ROOT
+from experiments import REPO_ROOT, experiment_config
 from experiments.bench.common import machine_info
 from experiments.train import build_datamodule
 from nlu_models.diet.lit_module import DIETLitModule
@@ -33,8 +31,7 @@ from nlu_models.diet.lit_module import DIETLitModule
 
 def time_steps(experiment: str, steps: int = 10, warmup: int = 2,
                overrides: list[str] | None = None) -> dict[str, Any]:
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={experiment}", *(overrides or [])])
+    cfg = experiment_config(experiment, overrides or ())
     torch.manual_seed(cfg.seed)
     datamodule = build_datamodule(cfg.data, show_progress=False).prepare()
     module = DIETLitModule.for_data(datamodule, model=OmegaConf.to_container(cfg.model.config),

@@ -7,7 +7,7 @@ import hydra
 import pytest
 from omegaconf import OmegaConf
 
-from experiments import CONFIG_DIR
+from experiments import CONFIG_DIR, experiment_config
 from tests.entry_points.conftest import compose_config
 
 REQUIRED = {"data=rasa_bot": ["data.path=data/demo_bot"],  # mandatory values (???)
@@ -34,6 +34,21 @@ def test_every_config_composes(group, option, tmp_path):
     container = OmegaConf.to_container(cfg, resolve=True)
     assert container["model"]["config"]["transformer_size"] > 0
     assert "_target_" in container["data"] and "_target_" in container["trainer"]
+
+
+def test_experiment_config_composes_as_the_train_entry_point_does():
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    outside = experiment_config("diet_atis", ["trainer.max_epochs=3"])
+    assert outside.model.name == "diet" and outside.trainer.max_epochs == 3
+    assert outside.data.train.path.endswith("atis/jointbert")
+    assert not GlobalHydra.instance().is_initialized()  # it leaves no global state behind
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):  # as in an app
+        inside = experiment_config("diet_atis", ["trainer.max_epochs=3"])
+    assert OmegaConf.to_container(inside) == OmegaConf.to_container(outside)
+    assert compose_config("train", ["experiment=diet_atis"]).trainer.max_epochs == 100
 
 
 @pytest.mark.parametrize("name", ["eval", "cross_validate", "compare", "export"])
