@@ -118,7 +118,17 @@ class StateFeaturizer:
         """The sentence features of each state's user text; None without a text pipeline."""
         if self.text is None:
             return None
-        bags = [self._sentence(s.get("user", {}).get(TEXT)) for s in states]
+        return self._bags([s.get("user", {}).get(TEXT) for s in states])
+
+    def encode_labels(self) -> TextBags:
+        """The sentence features of every action's string, in action order (TED's
+        ``label_action_text``): an end-to-end bot utterance's words, a named action's name."""
+        if self.text is None:
+            raise ValueError("action texts need the text pipeline (model.featurizers)")
+        return self._bags(self.space.actions)
+
+    def _bags(self, texts: Sequence[str | None]) -> TextBags:
+        bags = [self._sentence(text) for text in texts]
         return TextBags(np.concatenate([np.zeros(0, np.int64)] + [i for i, _ in bags]),
                         np.concatenate([np.zeros(0, np.float32)] + [v for _, v in bags]),
                         np.asarray([len(i) for i, _ in bags], dtype=np.int64))

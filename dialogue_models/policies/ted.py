@@ -22,7 +22,7 @@ from dialogue_models.domain import Domain
 from dialogue_models.featurize import StateFeaturizer, intent_version, state_versions
 from dialogue_models.policies.base import Policy, PolicyPrediction
 from dialogue_models.states import DialogueSpace, State, tracker_states
-from dialogue_models.ted.encoding import collate, encode_states
+from dialogue_models.ted.encoding import collate, encode_states, set_label_texts
 from dialogue_models.ted.model import TEDModel
 from dialogue_models.tracker import Tracker
 
@@ -39,6 +39,7 @@ class TEDPolicy(Policy):
         self.space = featurizer.space
         self.max_history = max_history
         self.mode = model.config.mode
+        self._actions: tuple[tuple[int, ...], torch.Tensor] | None = None  # (weights, (L, E))
 
     @classmethod
     def from_lit_module(cls, module: Any, priority: int | None = None) -> "TEDPolicy":
@@ -68,7 +69,7 @@ class TEDPolicy(Policy):
         versions = self.state_versions(tracker)
         batch = collate([encode_states(v, self.featurizer) for v in versions], self.mode)
         device = next(self.model.parameters()).device
-        prediction = self.model.predict(batch.to(device))
+        prediction = self.model.predict(batch.to(device), self._action_embeddings())
         confidences, similarities = prediction.confidences, prediction.similarities
         if confidences.dim() == 3:  # full dialogue: (V, D, L), read the current turn
             current = len(versions[0]) - 1
@@ -77,6 +78,15 @@ class TEDPolicy(Policy):
         chosen = confidences[1 if text_wins else 0]                              # (L,)
         return PolicyPrediction([float(c) for c in chosen.float().cpu()], self.name,
                                 self.priority, is_end_to_end=text_wins)
+
+    def _action_embeddings(self) -> torch.Tensor:
+        """All actions' embeddings, computed again only when a weight changed in place (an
+        optimizer step, ``load_state_dict``): with ``label_action_text`` on thousands of
+        utterances they cost more than the dialogue side of a prediction."""
+        key = tuple(p._version for p in self.model.parameters())
+        if self._actions is None or self._actions[0] != key:
+            self._actions = (key, self.model.action_embeddings())
+        return self._actions[1]
 
     def _text_wins(self, confidences: torch.Tensor, similarities: torch.Tensor) -> bool:
         """Rasa's ``_pick_confidence``: rows (intent version, text version), each (L,)."""
@@ -115,8 +125,10 @@ class TEDPolicy(Policy):
         if state_dict is None:
             raise ValueError("TEDPolicy.from_dict needs the model weights (state_dict)")
         model.load_state_dict(dict(state_dict))
-        return cls(model, StateFeaturizer.from_dict(data["featurizer"]), data["max_history"],
-                   data.get("priority"))
+        featurizer = StateFeaturizer.from_dict(data["featurizer"])
+        if model.config.label_action_text:
+            set_label_texts(model, featurizer)
+        return cls(model, featurizer, data["max_history"], data.get("priority"))
 
 
 def fit_ted(data: Any, epochs: int = 100, config: Mapping[str, Any] | None = None,

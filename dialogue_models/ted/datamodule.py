@@ -10,7 +10,9 @@ End-to-end: with ``featurizers`` (NLU featurizer entries, as DIET's configs list
 ``[{name: CountVectorsFeaturizer, analyzer: word}]``) an NLU :class:`FeaturizerPipeline` is
 fitted on the user texts TED sees in the training examples, and each turn's text gets its
 sentence features (:class:`~dialogue_models.featurize.StateFeaturizer`). Without them, stories
-with intent-less user texts are refused with an error naming the option.
+with intent-less user texts are refused with an error naming the option. With ``label_texts``
+the pipeline is fitted on the actions' strings too (end-to-end bot utterances), and TED's
+labels read them (``TEDConfig.label_action_text``).
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ class DialogueDataModule(L.LightningDataModule):
     Rasa's default ``evaluate_on_number_of_examples: 0``). ``featurizers`` (empty: none) turn
     on the user-text features (end-to-end stories). ``action_map`` (a JSON file ``{utterance:
     [act, ...]}``; None: none) is not used for training: the story evaluation then scores
-    dialogue acts (:mod:`dialogue_models.evaluation.action_map`)."""
+    dialogue acts (:mod:`dialogue_models.evaluation.action_map`). ``label_texts``: TED's action
+    labels also read their strings' text features (needs ``featurizers``)."""
 
     def __init__(self, train: str | Path | BotData, test: str | Path | None = None,
                  domain: str | Path | None = None, mode: str = "max_history",
@@ -53,7 +56,8 @@ class DialogueDataModule(L.LightningDataModule):
                  batch_size: int | Sequence[int] = (64, 256), batch_strategy: str = "balanced",
                  val_fraction: float = 0.0, seed: int = 42, num_workers: int = 0,
                  featurizers: Sequence[dict[str, Any]] | None = None,
-                 action_map: str | Path | None = None, **metadata: Any) -> None:
+                 action_map: str | Path | None = None, label_texts: bool = False,
+                 **metadata: Any) -> None:
         super().__init__()
         self.source, self.test_source, self.domain_source = train, test, domain
         self.mode, self.max_history = mode, max_history
@@ -62,6 +66,10 @@ class DialogueDataModule(L.LightningDataModule):
         self.batch_strategy, self.val_fraction = batch_strategy, val_fraction
         self.num_workers = num_workers
         self.featurizer_spec = list(featurizers or [])
+        if label_texts and not self.featurizer_spec:
+            raise ValueError("label_texts (the actions' text features) needs the text "
+                             "featurizers: set model.featurizers too")
+        self.label_texts = label_texts
         self.action_map = action_map
         self.metadata = metadata
         self.bot: BotData | None = None
@@ -111,6 +119,8 @@ class DialogueDataModule(L.LightningDataModule):
         vocabulary when fine-tuning); ``old`` as it is (None when training afresh), with a
         warning, when no story has user text."""
         texts = sorted(user_texts(s for e in self.examples for s in e.states))
+        if self.label_texts:
+            texts = sorted(set(texts) | set(self.space.actions))
         if not texts:
             log.warning("model.featurizers is set but no training story has user text: TED "
                         "gets no text features")
@@ -171,7 +181,8 @@ class DialogueDataModule(L.LightningDataModule):
     def model_config(self) -> dict[str, Any]:
         self.prepare()
         return {"feature_sizes": dict(self.featurizer.feature_sizes),
-                "num_actions": len(self.space.actions), "mode": self.mode}
+                "num_actions": len(self.space.actions), "mode": self.mode,
+                "label_action_text": self.label_texts}
 
     @property
     def val_examples(self) -> list[EncodedDialogue]:

@@ -8,7 +8,7 @@ import torch
 
 from dialogue_models.featurize import DialogueExample, StateFeaturizer, TextBags
 from dialogue_models.states import State
-from dialogue_models.ted.model import TEDInputs
+from dialogue_models.ted.model import TEDInputs, TEDModel
 from nlu_models.diet.encoding import flat_bags
 
 IGNORE_LABEL = -100
@@ -37,6 +37,14 @@ def encode_examples(examples: Sequence[DialogueExample], featurizer: StateFeatur
     return [encode_states(e.states, featurizer,
                           np.asarray([space.action_index(a) for a in e.labels], np.int64))
             for e in examples]
+
+
+def set_label_texts(model: TEDModel, featurizer: StateFeaturizer) -> None:
+    """Give a ``label_action_text`` model its actions' text features from ``featurizer``
+    (the state featurizer it was, or is being, trained with)."""
+    bags = featurizer.encode_labels()
+    model.set_label_texts(torch.from_numpy(bags.ids), torch.from_numpy(bags.values),
+                          torch.from_numpy(bags.counts))
 
 
 def collate(batch: Sequence[EncodedDialogue], mode: str) -> TEDInputs:

@@ -80,6 +80,8 @@ def index_maps(old: TEDPolicy, featurizer: StateFeaturizer) -> IndexMaps:
         rows = torch.cat([torch.zeros(1, dtype=torch.long),
                           torch.from_numpy(columns[TEXT]) + 1])
         maps[f"turn_inputs.{TEXT}.dense.bag.weight"] = {0: rows}
+        if old.model.config.label_action_text:  # the actions' texts share the vocabulary
+            maps["label_text.dense.bag.weight"] = {0: rows}
     maps["label_input.weight"] = {1: positions_of(old.space.actions, featurizer.space.actions,
                                                   "actions")}    # (dense, actions)
     return maps

@@ -14,6 +14,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from dialogue_models.featurize import StateFeaturizer
+from dialogue_models.ted.encoding import set_label_texts
 from dialogue_models.ted.model import IGNORE_INDEX, TEDConfig, TEDInputs, TEDModel, TEDPrediction
 from nlu_models.memory import trim_unless_configured
 from nlu_models.modules.optim import adam
@@ -35,6 +37,8 @@ class TEDLitModule(L.LightningModule):
         check_l2_mode(l2_mode)
         self.save_hyperparameters()
         self.model = TEDModel(TEDConfig.from_dict(dict(config)))
+        if self.model.config.label_action_text:
+            set_label_texts(self.model, StateFeaturizer.from_dict(featurizer or {}))
         self.actions = _action_names(labels, self.model.config.num_actions)
         self.featurizer = featurizer
         self._eval_counts = [0, 0]   # correct, total over the current evaluation epoch

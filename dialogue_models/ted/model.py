@@ -27,9 +27,12 @@ What differs from Rasa, beyond the above: the other inputs are small dense multi
 their ``DenseForSparse`` is an ``nn.Linear`` (same maths, bias included). Not built: Rasa's text
 sequence transformer (``RasaSequenceLayer`` over the text's tokens; only sentence features are
 used here), user intent + text *summed* into one 50-wide user vector (here they are two
-concatenated parts), bot texts as features (``action_text``: an end-to-end bot utterance is an
-action of its own, one-hot as ``action_name`` and as a label — no label embedding from its
-words), and TED's entity recognition on the text. In ``full_dialogue`` the sampled negatives
+concatenated parts), bot texts as turn features (``action_text``: a previous end-to-end bot
+utterance is an action of its own, one-hot as ``action_name``), and TED's entity recognition on
+the text. As a label, an utterance is one-hot and, with ``label_action_text`` (on in
+``model=ted_e2e``), also its words: the sentence features of the action's string in the user
+text's vocabulary (no sequence layer), encoded and summed with the one-hot encoding as Rasa
+sums label_action_name and label_action_text. In ``full_dialogue`` the sampled negatives
 come from labelled turns only (Rasa also samples padded ones before masking the loss), and a
 turn with both an intent and a text is its intent only (no text version).
 
@@ -85,10 +88,13 @@ class TEDConfig:
     embedding_dimension: int = 20
     drop_rate: float = 0.0             # input dropout (Rasa's sparse + dense input dropout)
     drop_rate_dialogue: float = 0.1
-    drop_rate_label: float = 0.0       # kept for config parity: Rasa 3.6 TED reads it only for
-                                       # label_action_text, which is not modelled here
+    drop_rate_label: float = 0.0       # sparse input dropout of the actions' text features
     drop_rate_attention: float = 0.0
     connection_density: float = 0.2
+    # label_action_text: each action's label also reads the sparse sentence features of its
+    # string (an end-to-end bot utterance's words; a name's one token) through the user text's
+    # vocabulary, so an utterance never seen in training still gets a meaningful embedding
+    label_action_text: bool = False
     # loss: Rasa's sampled dot-product loss, or a full softmax over all actions
     label_loss: str = "dot_product"    # "dot_product" | "softmax"
     number_of_negative_examples: int = 20
@@ -124,6 +130,9 @@ class TEDConfig:
         if not 0.0 <= self.e2e_confidence_threshold <= 1.0:
             raise ValueError("e2e_confidence_threshold must be in [0, 1], got "
                              f"{self.e2e_confidence_threshold}")
+        if self.label_action_text and self.feature_sizes.get(TEXT, 0) == 0:
+            raise ValueError("label_action_text needs the text features (feature_sizes['text']"
+                             " > 0: model.featurizers)")
         for name in ("drop_rate", "drop_rate_dialogue", "drop_rate_label", "drop_rate_attention"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -215,10 +224,21 @@ class TEDModel(nn.Module):
             max_relative_position=c.max_relative_position)
         self.embed_dialogue = nn.Linear(self.dialogue_transformer.out_features,
                                         c.embedding_dimension)
-        # -- actions: one-hot → Linear (DenseForSparse) → Ffnn encoding layer → Embed
+        # -- actions: one-hot → Linear (DenseForSparse) → Ffnn encoding layer [+ the action
+        #    text's encoding] → Embed
         self.label_input = nn.Linear(c.num_actions, c.dense_dimension)
         self.label_encoder = Ffnn(c.dense_dimension, [c.encoding_dimension],
                                   c.drop_rate_dialogue, c.connection_density)
+        self.label_text = (_TextAttribute(c.feature_sizes[TEXT], c.dense_dimension_text,
+                                          c.encoding_dimension, c.drop_rate_label,
+                                          c.drop_rate_dialogue, c.connection_density)
+                           if c.label_action_text else None)
+        # the actions' text bags (set_label_texts): data, not weights, so not in state_dict;
+        # whoever builds the model from a state featurizer sets them
+        for name, dtype in (("ids", torch.long), ("values", torch.float32),
+                            ("offsets", torch.long)):
+            self.register_buffer(f"label_text_{name}", torch.zeros(0, dtype=dtype),
+                                 persistent=False)
         self.embed_label = nn.Linear(c.encoding_dimension, c.embedding_dimension)
         self.action_loss = self._label_loss()
 
@@ -267,10 +287,46 @@ class TEDModel(nn.Module):
         return self.embed_dialogue(hidden)                                  # (B, [D,] E)
 
     # ---- label side -----------------------------------------------------------------------------
-    def action_embeddings(self) -> Tensor:
-        """Embeddings of all actions from their one-hot features, (L, E)."""
+    def set_label_texts(self, ids: Tensor, values: Tensor, counts: Tensor) -> None:
+        """Each action's text features (``label_action_text``): action ``a`` owns the next
+        ``counts[a]`` of ``ids`` (1-based pipeline ids) and ``values``, in action order."""
+        if self.label_text is None:
+            raise ValueError("this TED has no label_action_text")
+        if counts.numel() != self.config.num_actions or int(counts.sum()) != ids.numel():
+            raise ValueError(f"label texts for {counts.numel()} actions with "
+                             f"{int(counts.sum())} entries; expected {self.config.num_actions} "
+                             f"actions and {ids.numel()} entries")
+        device = self.label_input.weight.device
+        self.label_text_ids = ids.to(device, torch.long)
+        self.label_text_values = values.to(device, torch.float32)
+        self.label_text_offsets = (counts.cumsum(0) - counts).to(device, torch.long)
+
+    def action_embeddings(self, ids: Tensor | None = None) -> Tensor:
+        """Embeddings of all actions, (L, E), or of the actions ``ids`` (K,), (K, E): their
+        one-hot features, plus their texts' with ``label_action_text`` (Rasa: label_action_name
+        and label_action_text encoded, then summed)."""
         one_hot = self.label_input.weight.t() + self.label_input.bias       # = Linear(identity)
-        return self.embed_label(self.label_encoder(one_hot))                # (L, E)
+        encoded = self.label_encoder(one_hot if ids is None else one_hot[ids])  # (L | K, E_enc)
+        if self.label_text is not None:
+            encoded = encoded + self._label_text_encoding(ids)
+        return self.embed_label(encoded)                                    # (L | K, E)
+
+    def _label_text_encoding(self, ids: Tensor | None) -> Tensor:
+        """The text part of the actions' (or of ``ids``') label encodings, (L | K, E_enc)."""
+        offsets = self.label_text_offsets                                   # (L,)
+        if offsets.numel() != self.config.num_actions:
+            raise RuntimeError("label_action_text is on but the actions' texts are not set: "
+                               "call set_label_texts (StateFeaturizer.encode_labels)")
+        bag_ids, bag_values = self.label_text_ids, self.label_text_values   # (nnz,)
+        if ids is not None:  # the chosen actions' bags, back to back
+            ends = torch.cat([offsets[1:], offsets.new_tensor([bag_ids.numel()])])
+            counts = (ends - offsets)[ids]                                  # (K,)
+            offsets = counts.cumsum(0) - counts                             # (K,) in the subset
+            entries = (torch.repeat_interleave(self.label_text_offsets[ids] - offsets, counts)
+                       + torch.arange(int(counts.sum()), device=counts.device))
+            bag_ids, bag_values = bag_ids[entries], bag_values[entries]
+        rows = offsets.numel()
+        return self.label_text(bag_ids, bag_values, offsets, torch.Size([rows, 1]))[:, 0]
 
     def similarities(self, dialogue: Tensor, actions: Tensor) -> Tensor:
         """``(..., E)`` × ``(L, E)`` → ``(..., L)``; cosine when the loss uses cosine."""
@@ -286,15 +342,32 @@ class TEDModel(nn.Module):
         dialogue = self.dialogue_embedding(x)                               # (B, [D,] E)
         labelled = self._labelled_positions(x)                              # (B,) or (B, D)
         dialogue, ids = dialogue[labelled], x.label_ids[labelled]           # (N, E), (N,)
-        actions = self.action_embeddings()                                  # (L, E)
-        all_ids = torch.arange(actions.shape[0], device=actions.device)     # (L,)
-        loss, accuracy = self.action_loss(dialogue, actions[ids], ids, actions, all_ids)
+        if self.label_text is not None and isinstance(self.action_loss, DotProductLoss):
+            loss, accuracy = self._sampled_label_loss(dialogue, ids)
+        else:
+            actions = self.action_embeddings()                              # (L, E)
+            all_ids = torch.arange(actions.shape[0], device=actions.device)  # (L,)
+            loss, accuracy = self.action_loss(dialogue, actions[ids], ids, actions, all_ids)
         return TEDOutput(loss=loss, metrics={"action_acc": accuracy})
 
+    def _sampled_label_loss(self, dialogue: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """The same loss, with only the actions it reads embedded: the positives and the
+        negatives drawn here (uniformly over all actions, as the loss would draw them). With
+        text labels an action's embedding is costly (MultiWOZ e2e: 6,541 utterances, 1.3 M
+        text features), and a batch of N reads at most N·(1 + negatives) of them."""
+        n, negatives = ids.shape[0], self.action_loss.num_negatives
+        pick = torch.randint(self.config.num_actions, (n, negatives), device=ids.device)
+        needed, where = torch.unique(torch.cat([ids, pick.flatten()]), return_inverse=True)
+        actions = self.action_embeddings(needed)                            # (K, E)
+        return self.action_loss(dialogue, actions[where[:n]], ids, actions, needed,
+                                label_pick=where[n:].view(n, negatives))
+
     @torch.no_grad()
-    def predict(self, x: TEDInputs) -> TEDPrediction:
-        """Softmax over the similarities to all actions (Rasa's ``model_confidence=softmax``)."""
-        sims = self.similarities(self.dialogue_embedding(x), self.action_embeddings())
+    def predict(self, x: TEDInputs, actions: Tensor | None = None) -> TEDPrediction:
+        """Softmax over the similarities to all actions (Rasa's ``model_confidence=softmax``);
+        ``actions``: :meth:`action_embeddings`, when the caller keeps them (a frozen model)."""
+        actions = self.action_embeddings() if actions is None else actions
+        sims = self.similarities(self.dialogue_embedding(x), actions)
         return TEDPrediction(confidences=sims.softmax(dim=-1), similarities=sims)
 
     def _labelled_positions(self, x: TEDInputs) -> Tensor:

@@ -98,9 +98,14 @@ class DotProductLoss(nn.Module):
         label_ids: Tensor,
         all_labels: Tensor,
         all_label_ids: Tensor,
+        label_pick: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
+        """``label_pick (B, num_negatives)``: rows of ``all_labels`` to take as the label
+        negatives, when the caller drew them (to embed only the labels it needs); by default
+        drawn here."""
         b, n = inputs.shape[0], self.num_negatives
-        label_pick = torch.randint(all_labels.shape[0], (b, n), device=inputs.device)
+        if label_pick is None:
+            label_pick = torch.randint(all_labels.shape[0], (b, n), device=inputs.device)
         input_pick = torch.randint(b, (b, n), device=inputs.device)
         neg_labels = all_labels[label_pick]  # (B, num_neg, E)
         neg_inputs = inputs[input_pick]  # (B, num_neg, E)

@@ -4,7 +4,9 @@ A tiny hand-written story set where intent-less user texts alone decide the next
 fits it with text features and cannot without them; the encoding has text exactly where the
 stories have it; a turn with both an intent and a text trains and predicts in two versions;
 checkpoint → bundle → load predicts the same; fine-tuning grows the text vocabulary; text-only
-stories without the option are refused naming it.
+stories without the option are refused naming it. With ``label_action_text`` the actions' strings
+are featurized too: each action's embedding reads its own text, the loss embeds only what it
+reads (and equals the full computation), and such a policy survives bundles and fine-tuning.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from dialogue_models.policies.ted import TEDPolicy
 from dialogue_models.project import BotData
 from dialogue_models.stories import stories_from_yaml
 from dialogue_models.ted.datamodule import DialogueDataModule
-from dialogue_models.ted.encoding import collate, encode_examples, encode_states
+from dialogue_models.ted.encoding import (collate, encode_examples, encode_states,
+                                          set_label_texts)
 from dialogue_models.ted.growth import grow_ted
 from dialogue_models.ted.lit_module import TEDLitModule, action_hits
 from dialogue_models.ted.model import TEDConfig, TEDModel
@@ -83,6 +86,10 @@ def _fit(featurizer: StateFeaturizer, examples, steps: int = 200, seed: int = 0)
     batch = collate(encode_examples(examples, featurizer), "max_history")
     model = TEDModel(TEDConfig(feature_sizes=dict(featurizer.feature_sizes),
                                num_actions=len(featurizer.space.actions), **TINY))
+    return _train(model, batch, steps)
+
+
+def _train(model: TEDModel, batch, steps: int) -> TEDModel:
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     for _ in range(steps):
         optimizer.zero_grad()
@@ -258,8 +265,8 @@ def test_the_text_version_wins_only_when_sure_and_more_similar(fitted):
     assert not policy._text_wins(unsure, torch.tensor([[0.5, 0.1], [0.2, 0.9]]))
 
 
-def test_checkpoint_and_bundle_predict_the_same(tmp_path):
-    datamodule = _datamodule()
+def _checkpoint_and_bundle(datamodule: DialogueDataModule, tmp_path):
+    """A TEDLitModule trained 3 epochs on ``datamodule``, its checkpoint and policy bundle."""
     L.seed_everything(0, verbose=False)
     module = TEDLitModule(config={**TINY, **datamodule.model_config()},
                           labels={"actions": list(datamodule.space.actions), "max_history": 5},
@@ -269,7 +276,12 @@ def test_checkpoint_and_bundle_predict_the_same(tmp_path):
     trainer.fit(module, datamodule=datamodule)
     ckpt = tmp_path / "ted.ckpt"
     trainer.save_checkpoint(ckpt)
-    bundle = export_policy_bundle(ckpt, tmp_path / "bundle")
+    return module, ckpt, export_policy_bundle(ckpt, tmp_path / "bundle")
+
+
+def test_checkpoint_and_bundle_predict_the_same(tmp_path):
+    datamodule = _datamodule()
+    module, ckpt, bundle = _checkpoint_and_bundle(datamodule, tmp_path)
     stored = json.loads((bundle / "featurizers.json").read_text())
     assert stored[TEXT]["sparse"][0]["vocabulary"] == \
         datamodule.featurizer.text.to_dict()["sparse"][0]["vocabulary"]
@@ -283,6 +295,158 @@ def test_checkpoint_and_bundle_predict_the_same(tmp_path):
             got = policy.predict(tracker)
             assert got.probabilities == pytest.approx(want.probabilities, abs=1e-6)
             assert got.is_end_to_end == want.is_end_to_end
+
+
+# ---- the actions' texts as label features (label_action_text) ---------------------------------
+BOT_DOMAIN = """
+version: "3.1"
+intents: [greet]
+e2e_actions: ["It costs five euros.", "We open at nine.", "Our shop opens at nine daily."]
+"""
+# bot utterances as actions; the third never occurs in a story
+BOT_STORIES = """
+stories:
+- story: price
+  steps: [{user: how much is it}, {bot: It costs five euros.}]
+- story: hours
+  steps: [{user: when do you open}, {bot: We open at nine.}]
+"""
+
+
+def _label_datamodule(**kwargs) -> DialogueDataModule:
+    return _datamodule(bot=_bot(BOT_STORIES, BOT_DOMAIN), label_texts=True, **kwargs)
+
+
+def _label_model(datamodule: DialogueDataModule, seed: int = 0) -> TEDModel:
+    torch.manual_seed(seed)
+    model = TEDModel(TEDConfig.from_dict({**TINY, **datamodule.model_config()}))
+    set_label_texts(model, datamodule.featurizer)
+    return model
+
+
+def test_label_texts_fit_the_pipeline_on_the_actions_too():
+    datamodule = _label_datamodule()
+    vocabulary = datamodule.featurizer.text.sparse[0].to_dict()["vocabulary"]
+    assert {"costs", "nine", "daily", "action_listen"} <= set(vocabulary)  # actions' words
+    assert datamodule.model_config()["label_action_text"] is True
+    bags = datamodule.featurizer.encode_labels()
+    space = datamodule.space
+    assert len(bags.counts) == len(space.actions)
+    unseen = space.actions.index("Our shop opens at nine daily.")
+    start = int(bags.counts[:unseen].sum())
+    np.testing.assert_array_equal(
+        bags.ids[start:start + bags.counts[unseen]],
+        datamodule.featurizer.text.transform("Our shop opens at nine daily.").sent_ids)
+    with pytest.raises(ValueError, match="label_texts .* needs the text featurizers"):
+        DialogueDataModule(_bot(BOT_STORIES, BOT_DOMAIN), featurizers=[], label_texts=True)
+    with pytest.raises(ValueError, match="label_action_text needs the text features"):
+        TEDConfig(feature_sizes={"intent": 2}, num_actions=3, label_action_text=True)
+
+
+def test_an_action_embedding_reads_its_own_text_only():
+    datamodule = _label_datamodule()
+    model = _label_model(datamodule).eval()
+    bags = datamodule.featurizer.encode_labels()
+    before = model.action_embeddings()
+    # give action 1 the text of the last action: only row 1 moves, to the last row's text part
+    counts = bags.counts.copy()
+    rows = np.split(np.arange(len(bags.ids)), np.cumsum(counts)[:-1])
+    rows[1] = rows[-1]
+    counts[1] = counts[-1]
+    order = np.concatenate(rows)
+    model.set_label_texts(torch.from_numpy(bags.ids[order]),
+                          torch.from_numpy(bags.values[order]), torch.from_numpy(counts))
+    after = model.action_embeddings()
+    changed = (after - before).abs().sum(dim=-1) > 0
+    assert changed.tolist() == [i == 1 for i in range(len(counts))]
+    text_part = model.label_text(model.label_text_ids, model.label_text_values,
+                                 model.label_text_offsets, torch.Size([len(counts), 1]))[:, 0]
+    assert torch.equal(text_part[1], text_part[-1])
+
+
+def test_label_texts_are_required_and_checked():
+    datamodule = _label_datamodule()
+    model = TEDModel(TEDConfig.from_dict({**TINY, **datamodule.model_config()}))
+    with pytest.raises(RuntimeError, match="call set_label_texts"):
+        model.action_embeddings()
+    with pytest.raises(ValueError, match="label texts for 2 actions"):
+        model.set_label_texts(torch.tensor([1, 2]), torch.ones(2), torch.tensor([1, 1]))
+    plain = TEDModel(TEDConfig.from_dict({**TINY, **_datamodule().model_config()}))
+    with pytest.raises(ValueError, match="no label_action_text"):
+        plain.set_label_texts(torch.tensor([1]), torch.ones(1), torch.tensor([1]))
+    assert not any(k.startswith("label_text_") for k in model.state_dict())  # data, not weights
+
+
+def test_the_loss_embeds_only_the_actions_it_reads_and_equals_the_full_computation():
+    datamodule = _label_datamodule()
+    model = _label_model(datamodule).eval()  # no dropout: both paths see the same numbers
+    ids = torch.tensor([3, 0, 3, 4, 1])
+    torch.testing.assert_close(model.action_embeddings(ids), model.action_embeddings()[ids])
+    batch = collate(encode_examples(datamodule.examples, datamodule.featurizer), "max_history")
+    dialogue, labels = model.dialogue_embedding(batch), batch.label_ids
+    torch.manual_seed(5)
+    sampled = model._sampled_label_loss(dialogue, labels)
+    torch.manual_seed(5)  # the same negatives, drawn as the loss draws them, over all actions
+    pick = torch.randint(model.config.num_actions,
+                         (len(labels), model.action_loss.num_negatives))
+    actions = model.action_embeddings()
+    full = model.action_loss(dialogue, actions[labels], labels, actions,
+                             torch.arange(len(actions)), label_pick=pick)
+    torch.testing.assert_close(sampled, full)
+
+
+def test_label_text_parameters_learn_and_the_stories_are_fitted():
+    datamodule = _label_datamodule()
+    model = _label_model(datamodule)
+    batch = collate(encode_examples(datamodule.examples, datamodule.featurizer), "max_history")
+    model(batch).loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for p in model.label_text.parameters())
+    correct, total = action_hits(_train(model, batch, 150).predict(batch), batch)
+    assert correct == total
+
+
+def test_a_policy_with_label_texts_survives_checkpoint_and_bundle(tmp_path):
+    module, ckpt, bundle = _checkpoint_and_bundle(_label_datamodule(), tmp_path)
+    expected = TEDPolicy.from_lit_module(module.cpu())
+    tracker = _live(("when do you open", None))
+    want = expected.predict(tracker).probabilities
+    for path in (ckpt, bundle):
+        policy = DialoguePolicy.load(path).ensemble.policies[-1]
+        assert policy.model.config.label_action_text
+        assert policy.predict(tracker).probabilities == pytest.approx(want, abs=1e-6)
+
+
+def test_the_policy_embeds_the_actions_again_after_a_weight_changes():
+    datamodule = _label_datamodule()
+    policy = TEDPolicy(_label_model(datamodule), datamodule.featurizer)
+    tracker = _live(("how much is it", None))
+    first = policy.predict(tracker).probabilities
+    assert policy.predict(tracker).probabilities == first            # cached, same answer
+    with torch.no_grad():
+        policy.model.label_text.dense.bag.weight.mul_(3.0)           # in place, as a step
+    fresh = policy.model.predict(collate([encode_states(policy.state_versions(tracker)[0],
+                                                        datamodule.featurizer)],
+                                         "max_history")).confidences[0]
+    assert policy.predict(tracker).probabilities == pytest.approx(fresh.tolist(), abs=1e-6)
+    assert policy.predict(tracker).probabilities != pytest.approx(first, abs=1e-6)
+
+
+def test_fine_tuning_keeps_the_old_actions_embeddings_with_label_texts():
+    old_datamodule = _label_datamodule()
+    old = TEDPolicy(_label_model(old_datamodule), old_datamodule.featurizer)
+    domain = BOT_DOMAIN.replace('daily."]', 'daily.", "Delivery is free."]')
+    stories = BOT_STORIES + """- story: delivery
+  steps: [{user: do you deliver}, {bot: Delivery is free.}]
+"""
+    grown = DialogueDataModule(_bot(stories, domain), augmentation_factor=0, featurizers=WORDS,
+                               label_texts=True).prepare(extend=old.featurizer)
+    assert grown.space.actions[-1] == "Delivery is free."
+    model = _label_model(grown, seed=1)
+    grow_ted(old, model, grown.featurizer)
+    model.eval()
+    count = len(old_datamodule.space.actions)
+    torch.testing.assert_close(model.action_embeddings()[:count], old.model.action_embeddings())
 
 
 # ---- fine-tuning --------------------------------------------------------------------------------
