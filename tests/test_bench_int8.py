@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 
-from omegaconf import OmegaConf
-
 from experiments.bench import int8
-from tests.entry_points.conftest import compose_config
+from tests.entry_points.conftest import tiny_diet_run
 
 
 def test_int8_bench_on_a_tiny_run(tmp_path):
-    from experiments.train import train
-
     run = tmp_path / "run"
-    cfg = compose_config("train", ["experiment=diet_tiny", "evaluate=false"], run)
-    train(cfg)
-    (run / ".hydra").mkdir()
-    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")  # what Hydra leaves in a run folder
+    cfg = tiny_diet_run(run)
 
     int8.main([str(run), "--out", str(tmp_path / "out"), "--batch-size", "4"])
     report = json.loads((tmp_path / "out" / f"int8_{cfg.data.name}.json").read_text())

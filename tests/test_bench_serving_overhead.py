@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from omegaconf import OmegaConf
-
 from experiments.bench import serving_overhead
-from tests.entry_points.conftest import compose_config
+from tests.entry_points.conftest import tiny_diet_run
 
 
 def test_requests_cycle_the_texts_as_the_serving_bench_sends_them():
@@ -25,13 +23,8 @@ def test_process_cpu_seconds_counts_this_process_work():
 
 
 def test_serving_overhead_on_a_tiny_run(tmp_path):
-    from experiments.train import train
-
     run = tmp_path / "run"
-    cfg = compose_config("train", ["experiment=diet_tiny", "evaluate=false"], run)
-    train(cfg)
-    (run / ".hydra").mkdir()
-    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")  # what Hydra leaves in a run folder
+    tiny_diet_run(run)
 
     serving_overhead.main(["--nlu-run", str(run), "--out", str(tmp_path / "out"),
                            "--batch-size", "8", "--utterances", "64"])
