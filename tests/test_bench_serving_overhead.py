@@ -10,8 +10,9 @@ from tests.entry_points.conftest import tiny_diet_run
 
 
 def test_requests_cycle_the_texts_as_the_serving_bench_sends_them():
-    batches = serving_overhead.batches_of(["a", "b", "c"], 2, 5)
-    assert batches == [["a", "b"], ["c", "a"], ["b", "c"]]
+    from experiments.bench.http_load import request_batches
+
+    assert request_batches(["a", "b", "c"], 2, 5) == [["a", "b"], ["c", "a"], ["b", "c"]]
 
 
 def test_process_cpu_seconds_counts_this_process_work():

@@ -99,14 +99,20 @@ def sequential_latency(port: int, texts: Sequence[str], n: int, warmup: int = 50
             "requests_per_s": round(n / elapsed, 1)}
 
 
+def request_batches(texts: Sequence[str], batch_size: int, utterances: int) -> list[list[str]]:
+    """``utterances`` texts (at least one request's worth), cycling ``texts``, in requests of
+    ``batch_size``."""
+    return [[texts[(start + i) % len(texts)] for i in range(batch_size)]
+            for start in range(0, max(utterances, batch_size), batch_size)]
+
+
 def batch_throughput(port: int, texts: Sequence[str], utterances: int, batch_size: int,
                      clients: int = 1) -> dict[str, Any]:
     """``POST /model/parse/batch`` with ``batch_size`` texts at a time until ``utterances``
     texts are parsed, from ``clients`` keep-alive connections at once (each its next batch as
     soon as its previous one is answered; after one warm-up batch each): utterances per
     second."""
-    batches = [[texts[(start + i) % len(texts)] for i in range(batch_size)]
-               for start in range(0, max(utterances, batch_size), batch_size)]
+    batches = request_batches(texts, batch_size, utterances)
     connections = [Connection(port) for _ in range(clients)]
 
     def send(connection: Connection, share: list[list[str]]) -> None:

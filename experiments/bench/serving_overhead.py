@@ -17,11 +17,12 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from experiments import REPO_ROOT
 from experiments.bench.common import machine_info
-from experiments.bench.http_load import Connection, batch_throughput, wait_first_parse
+from experiments.bench.http_load import (Connection, batch_throughput, request_batches,
+                                         wait_first_parse)
 from experiments.bench.serving import dialab_server, parse_texts
 from experiments.demo_conversation import free_port, resolve_bundle
 
@@ -30,13 +31,6 @@ def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def batches_of(texts: Sequence[str], size: int, utterances: int) -> list[list[str]]:
-    """``utterances`` texts (cycling ``texts``) in requests of ``size``, as the serving bench
-    sends them."""
-    return [[texts[(start + i) % len(texts)] for i in range(size)]
-            for start in range(0, max(utterances, size), size)]
 
 
 def in_process(parse: Callable[[list[str]], Any], batches: list[list[str]], threads: int
@@ -74,7 +68,7 @@ def measure(bundle: Path, backend: str, batch_size: int, utterances: int, thread
     from nlu_models.onnx_runtime import load_interpreter
 
     texts = parse_texts()
-    batches = batches_of(texts, batch_size, utterances)
+    batches = request_batches(texts, batch_size, utterances)  # as batch_throughput sends them
     if backend == "torch":  # one intra-op thread, as the server sets it
         import torch
 
@@ -91,10 +85,11 @@ def measure(bundle: Path, backend: str, batch_size: int, utterances: int, thread
         pid = service.process.pid
         cpu_before = process_cpu_seconds(pid)
         http = batch_throughput(port, texts, utterances, batch_size, clients)
-        http["server_cpu_ms_per_request"] = round(
-            (process_cpu_seconds(pid) - cpu_before) / (http["utterances"] / batch_size) * 1000, 3)
-        http["server_cores_busy"] = round(
-            (process_cpu_seconds(pid) - cpu_before) / http["seconds"], 2)
+        cpu = process_cpu_seconds(pid) - cpu_before
+        # batch_throughput's CPU includes one warm-up request per client, its seconds do not
+        http["server_cpu_ms_per_request"] = round(cpu / (len(batches) + clients) * 1000, 3)
+        http["server_cores_busy"] = round(cpu * len(batches) / (len(batches) + clients)
+                                          / http["seconds"], 2)
         result["http"] = http
         connection = Connection(port)
         try:
