@@ -279,7 +279,6 @@ def _dense_class() -> type[HFDenseFeaturizer]:
     return HFDenseFeaturizer
 
 
-
 class _Rows:
     """One featurizer's rows of a chunk (a row: ``{column: value}`` with sorted columns):
     their columns and values back to back, and each row's entry count."""
@@ -329,6 +328,7 @@ def _interleave(blocks: Sequence[_Rows], starts: Sequence[int], num_rows: int
         values[where] = block.values
         before += count
     return ids, values, ends
+
 
 def _text(item: str | Message) -> str:
     return item if isinstance(item, str) else item.text
