@@ -38,7 +38,10 @@ class TEDLitModule(L.LightningModule):
         self.save_hyperparameters()
         self.model = TEDModel(TEDConfig.from_dict(dict(config)))
         if self.model.config.label_action_text:
-            set_label_texts(self.model, StateFeaturizer.from_dict(featurizer or {}))
+            if not featurizer:
+                raise ValueError("a label_action_text TED needs its state featurizer (the "
+                                 "featurizer argument) for the actions' texts")
+            set_label_texts(self.model, StateFeaturizer.from_dict(featurizer))
         self.actions = _action_names(labels, self.model.config.num_actions)
         self.featurizer = featurizer
         self._eval_counts = [0, 0]   # correct, total over the current evaluation epoch

@@ -375,6 +375,9 @@ def test_label_texts_are_required_and_checked():
     with pytest.raises(ValueError, match="no label_action_text"):
         plain.set_label_texts(torch.tensor([1]), torch.ones(1), torch.tensor([1]))
     assert not any(k.startswith("label_text_") for k in model.state_dict())  # data, not weights
+    with pytest.raises(ValueError, match="needs its state featurizer"):
+        TEDLitModule(config={**TINY, **datamodule.model_config()},
+                     labels={"actions": list(datamodule.space.actions)})
 
 
 def test_the_loss_embeds_only_the_actions_it_reads_and_equals_the_full_computation():
