@@ -5,7 +5,11 @@ action, multi-hot entity states (``entity``, ``entity#role``), the slots' ``as_f
 vectors concatenated, one-hot active loop. Each attribute is its own array so TED can embed
 each separately (DIET_TED_REFERENCE §3.2). With a fitted NLU :class:`FeaturizerPipeline`
 (end-to-end), a user turn's text also gets its *sentence* features as a sparse bag of
-(id, value) pairs (:class:`TextBags`), never a dense matrix.
+(id, value) pairs (:class:`TextBags`), never a dense matrix. With ``action_text`` the previous
+action is read by its string's sentence features (an end-to-end bot utterance's words, a named
+action's name: one word of the vocabulary, as distinct as a one-hot) *instead of* its one-hot,
+as Rasa 1.x's label-tokenizing featurizer did for the TED paper's MultiWOZ runs and Rasa 3.x
+does for bot texts: a bot utterance never seen in training is still understood by its words.
 
 End-to-end versions (:func:`state_versions`), as Rasa's TED: a user turn is featurized by its
 intent when it has one the domain knows, else by its text (Rasa's
@@ -36,7 +40,8 @@ from dialogue_models.tracker import Tracker
 from nlu_models.featurize import FeaturizerPipeline
 
 DENSE_ATTRIBUTES = ("intent", "action_name", "entities", "slots", "active_loop")
-TEXT = "text"   # the sparse attribute: a user turn's sentence features
+TEXT = "text"   # a sparse attribute: a user turn's sentence features
+ACTION_TEXT = "action_text"   # the other: the previous action's string's sentence features
 TEXT_CACHE_SIZE = 1 << 16   # featurized user texts kept (least recently used dropped)
 EXAMPLE_MODES = ("max_history", "full_dialogue")
 
@@ -54,17 +59,23 @@ class TextBags:
 class StateFeaturizer:
     """Turns states into ``{attribute: (D, F_attribute) float32 array}`` (:meth:`encode`) and,
     given a fitted ``text`` pipeline, their user texts into :class:`TextBags`
-    (:meth:`encode_text`). Unknown intents, actions, entities and loops (not in the domain)
-    give zeros, as Rasa's featurizer does; so do texts made only of unseen words."""
+    (:meth:`encode_text`; :meth:`encode_bags` adds the previous actions' strings with
+    ``action_text``). Unknown intents, actions, entities and loops (not in the domain) give
+    zeros, as Rasa's featurizer does; so do texts made only of unseen words."""
 
-    def __init__(self, space: DialogueSpace, text: FeaturizerPipeline | None = None) -> None:
+    def __init__(self, space: DialogueSpace, text: FeaturizerPipeline | None = None,
+                 action_text: bool = False) -> None:
         if text is not None and (text.dense is not None or text.sent_vocab_size == 0):
             raise ValueError("TED's text features are the sparse sentence features of a "
                              "fitted pipeline without a dense featurizer (got "
                              f"{text.sent_vocab_size} sparse columns, dense "
                              f"{type(text.dense).__name__ if text.dense else None})")
+        if action_text and text is None:
+            raise ValueError("action_text (the previous action's text features) needs the "
+                             "text pipeline (model.featurizers)")
         self.space = space
         self.text = text
+        self.action_text = action_text
         self._intent = {n: i for i, n in enumerate(space.intents)}
         self._action = {n: i for i, n in enumerate(space.actions)}
         self._entity = {n: i for i, n in enumerate(space.entity_states)}
@@ -77,10 +88,14 @@ class StateFeaturizer:
         sizes = {"intent": len(space.intents), "action_name": len(space.actions),
                  "entities": len(space.entity_states), "slots": offset,
                  "active_loop": len(space.forms)}
+        if action_text:  # the previous action by its string instead of its one-hot
+            del sizes["action_name"]
         self.dense_sizes = {a: n for a, n in sizes.items() if n > 0}
         self.feature_sizes = dict(self.dense_sizes)
         if text is not None:
             self.feature_sizes[TEXT] = text.sent_vocab_size
+        if action_text:
+            self.feature_sizes[ACTION_TEXT] = text.sent_vocab_size
         self._cache: dict[str, dict[str, np.ndarray]] = {}
         # texts repeat across training windows; a server sees new ones without end, so the
         # cache keeps the most recent TEXT_CACHE_SIZE only
@@ -119,6 +134,17 @@ class StateFeaturizer:
         if self.text is None:
             return None
         return self._bags([s.get("user", {}).get(TEXT) for s in states])
+
+    def encode_bags(self, states: Sequence[State]) -> dict[str, TextBags]:
+        """The sparse attributes of ``states``: the user texts' sentence features (``text``)
+        and, with ``action_text``, the previous actions' strings' (``action_text``)."""
+        bags = {}
+        if self.text is not None:
+            bags[TEXT] = self.encode_text(states)
+        if self.action_text:
+            bags[ACTION_TEXT] = self._bags([s.get("prev_action", {}).get("action_name")
+                                            for s in states])
+        return bags
 
     def encode_labels(self) -> TextBags:
         """The sentence features of every action's string, in action order (TED's
@@ -165,18 +191,22 @@ class StateFeaturizer:
             if self.text is None:
                 raise ValueError("the old model has text features and this one has none")
             maps[TEXT] = self.text.column_maps(old.text)[1]   # sentence columns
+            if old.action_text:
+                maps[ACTION_TEXT] = maps[TEXT]
         return {a: np.asarray(maps[a], dtype=np.int64) for a in old.feature_sizes}
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"space": self.space.to_dict()}
         if self.text is not None:
             out[TEXT] = self.text.to_dict()
+        if self.action_text:
+            out[ACTION_TEXT] = True
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "StateFeaturizer":
         text = FeaturizerPipeline.from_dict(data[TEXT]) if data.get(TEXT) else None
-        return cls(DialogueSpace.from_dict(data["space"]), text)
+        return cls(DialogueSpace.from_dict(data["space"]), text, bool(data.get(ACTION_TEXT)))
 
 
 def _set(out: dict[str, np.ndarray], attribute: str, index: int | None) -> None:

@@ -12,7 +12,8 @@ fitted on the user texts TED sees in the training examples, and each turn's text
 sentence features (:class:`~dialogue_models.featurize.StateFeaturizer`). Without them, stories
 with intent-less user texts are refused with an error naming the option. With ``label_texts``
 the pipeline is fitted on the actions' strings too (end-to-end bot utterances), and TED's
-labels read them (``TEDConfig.label_action_text``).
+labels read them (``TEDConfig.label_action_text``); with ``action_texts`` each turn also reads
+its previous action's string (``StateFeaturizer(action_text=True)``).
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ class DialogueDataModule(L.LightningDataModule):
     on the user-text features (end-to-end stories). ``action_map`` (a JSON file ``{utterance:
     [act, ...]}``; None: none) is not used for training: the story evaluation then scores
     dialogue acts (:mod:`dialogue_models.evaluation.action_map`). ``label_texts``: TED's action
-    labels also read their strings' text features (needs ``featurizers``)."""
+    labels also read their strings' text features; ``action_texts``: each turn reads its previous
+    action's string's text features (both need ``featurizers``)."""
 
     def __init__(self, train: str | Path | BotData, test: str | Path | None = None,
                  domain: str | Path | None = None, mode: str = "max_history",
@@ -57,7 +59,7 @@ class DialogueDataModule(L.LightningDataModule):
                  val_fraction: float = 0.0, seed: int = 42, num_workers: int = 0,
                  featurizers: Sequence[dict[str, Any]] | None = None,
                  action_map: str | Path | None = None, label_texts: bool = False,
-                 **metadata: Any) -> None:
+                 action_texts: bool = False, **metadata: Any) -> None:
         super().__init__()
         self.source, self.test_source, self.domain_source = train, test, domain
         self.mode, self.max_history = mode, max_history
@@ -66,10 +68,11 @@ class DialogueDataModule(L.LightningDataModule):
         self.batch_strategy, self.val_fraction = batch_strategy, val_fraction
         self.num_workers = num_workers
         self.featurizer_spec = list(featurizers or [])
-        if label_texts and not self.featurizer_spec:
-            raise ValueError("label_texts (the actions' text features) needs the text "
-                             "featurizers: set model.featurizers too")
-        self.label_texts = label_texts
+        for name, on in (("label_texts", label_texts), ("action_texts", action_texts)):
+            if on and not self.featurizer_spec:
+                raise ValueError(f"{name} (the actions' text features) needs the text "
+                                 "featurizers: set model.featurizers too")
+        self.label_texts, self.action_texts = label_texts, action_texts
         self.action_map = action_map
         self.metadata = metadata
         self.bot: BotData | None = None
@@ -104,7 +107,8 @@ class DialogueDataModule(L.LightningDataModule):
         if not with_text:
             _refuse_user_texts(self.examples)
         text = self._text_pipeline(old.text if old else None) if with_text else None
-        self.featurizer = StateFeaturizer(self.space, text)
+        self.featurizer = StateFeaturizer(self.space, text,
+                                          self.action_texts and text is not None)
         encoded = encode_examples(self.examples, self.featurizer)
         order = np.random.default_rng(self.seed).permutation(len(encoded))
         n_val = int(round(self.val_fraction * len(encoded)))
@@ -119,7 +123,7 @@ class DialogueDataModule(L.LightningDataModule):
         vocabulary when fine-tuning); ``old`` as it is (None when training afresh), with a
         warning, when no story has user text."""
         texts = sorted(user_texts(s for e in self.examples for s in e.states))
-        if self.label_texts:
+        if self.label_texts or self.action_texts:
             texts = sorted(set(texts) | set(self.space.actions))
         if not texts:
             log.warning("model.featurizers is set but no training story has user text: TED "

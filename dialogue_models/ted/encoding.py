@@ -8,27 +8,27 @@ import torch
 
 from dialogue_models.featurize import DialogueExample, StateFeaturizer, TextBags
 from dialogue_models.states import State
-from dialogue_models.ted.model import TEDInputs, TEDModel
+from dialogue_models.ted.model import SparseBags, TEDInputs, TEDModel
 from nlu_models.diet.encoding import flat_bags
 
 IGNORE_LABEL = -100
 
 
 class EncodedDialogue:
-    """One example as arrays: ``features[attr]`` ``(D, F)``, the user texts' sentence
-    features ``text`` (None without text features) and ``label_ids`` ``(labels,)`` (None at
-    inference)."""
+    """One example as arrays: ``features[attr]`` ``(D, F)``, the sparse attributes' bags
+    ``bags[attr]`` (user texts, previous actions' texts; empty without text features) and
+    ``label_ids`` ``(labels,)`` (None at inference)."""
 
-    __slots__ = ("features", "label_ids", "text")
+    __slots__ = ("features", "label_ids", "bags")
 
     def __init__(self, features: dict[str, np.ndarray], label_ids: np.ndarray | None = None,
-                 text: TextBags | None = None) -> None:
-        self.features, self.label_ids, self.text = features, label_ids, text
+                 bags: dict[str, TextBags] | None = None) -> None:
+        self.features, self.label_ids, self.bags = features, label_ids, bags or {}
 
 
 def encode_states(states: Sequence[State], featurizer: StateFeaturizer,
                   label_ids: np.ndarray | None = None) -> EncodedDialogue:
-    return EncodedDialogue(featurizer.encode(states), label_ids, featurizer.encode_text(states))
+    return EncodedDialogue(featurizer.encode(states), label_ids, featurizer.encode_bags(states))
 
 
 def encode_examples(examples: Sequence[DialogueExample], featurizer: StateFeaturizer
@@ -50,7 +50,7 @@ def set_label_texts(model: TEDModel, featurizer: StateFeaturizer) -> None:
 def collate(batch: Sequence[EncodedDialogue], mode: str) -> TEDInputs:
     """Left-aligned turns, zero padding; labels ``(B,)`` (max-history) or ``(B, D)`` with
     -100 on padding (full-dialogue), None when the examples carry none (inference). Text bags
-    come flat: every turn's bag back to back, padded turns empty."""
+    come flat, per sparse attribute: every turn's bag back to back, padded turns empty."""
     lengths = [_length(e) for e in batch]
     width = max(lengths)
     features = {}
@@ -69,19 +69,13 @@ def collate(batch: Sequence[EncodedDialogue], mode: str) -> TEDInputs:
             labels[b, :lengths[b]] = torch.from_numpy(example.label_ids)
     else:
         labels = torch.from_numpy(np.stack([e.label_ids[-1:] for e in batch])[:, 0])
-    inputs = TEDInputs(features=features, dialogue_mask=mask, label_ids=labels)
-    if batch[0].text is not None:
-        inputs.text_ids, inputs.text_values, inputs.text_offsets = _flat_text(batch, width)
-    return inputs
+    bags = {a: SparseBags(*flat_bags([(e.bags[a].ids, e.bags[a].values, e.bags[a].counts)
+                                      for e in batch], width))
+            for a in batch[0].bags}
+    return TEDInputs(features=features, dialogue_mask=mask, label_ids=labels, bags=bags)
 
 
 def _length(example: EncodedDialogue) -> int:
     if example.features:
         return next(iter(example.features.values())).shape[0]
-    return len(example.text.counts)
-
-
-def _flat_text(batch: Sequence[EncodedDialogue], width: int
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """ids, values ``(nnz,)`` and the start of each turn's bag ``(B·D,)``."""
-    return flat_bags([(e.text.ids, e.text.values, e.text.counts) for e in batch], width)
+    return len(next(iter(example.bags.values())).counts)

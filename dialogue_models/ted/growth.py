@@ -19,7 +19,7 @@ import torch
 
 from dialogue_models.featurize import TEXT, StateFeaturizer
 from dialogue_models.policies.ted import TEDPolicy
-from dialogue_models.ted.model import TEDModel
+from dialogue_models.ted.model import SPARSE_ATTRIBUTES, TEDModel
 from nlu_models.modules.growth import (
     IndexMaps,
     check_same_config,
@@ -63,23 +63,27 @@ def grow_ted(old: TEDPolicy, model: TEDModel, featurizer: StateFeaturizer) -> st
 
 
 def _check_same_text(old: StateFeaturizer, new: StateFeaturizer) -> None:
-    if (old.text is None) != (new.text is None):
-        having, lacking = ("the old", "the new") if old.text is not None else ("the new",
-                                                                               "the old")
-        raise ValueError(f"cannot fine-tune this TED: {having} model has user-text features "
-                         f"(model.featurizers) and {lacking} one has none; use the "
-                         "featurizers the model was trained with, or train from scratch")
+    for what, option, has in (("user-text", "model.featurizers", lambda f: f.text is not None),
+                              ("previous-action-text", "model.prev_action_text",
+                               lambda f: f.action_text)):
+        if has(old) != has(new):
+            having, lacking = ("the old", "the new") if has(old) else ("the new", "the old")
+            raise ValueError(f"cannot fine-tune this TED: {having} model has {what} features "
+                             f"({option}) and {lacking} one has none; use the options the "
+                             "model was trained with, or train from scratch")
 
 
 def index_maps(old: TEDPolicy, featurizer: StateFeaturizer) -> IndexMaps:
     """For each TED parameter with a domain-sized dimension, where the old entries go."""
     columns = featurizer.column_maps(old.featurizer)
     maps = {f"turn_inputs.{attribute}.dense.weight": {1: torch.from_numpy(columns[attribute])}
-            for attribute in columns if attribute != TEXT}
+            for attribute in columns if attribute not in SPARSE_ATTRIBUTES}
     if TEXT in columns:  # (n-grams + 1, dense) table: row 0 is padding, row c + 1 column c
         rows = torch.cat([torch.zeros(1, dtype=torch.long),
                           torch.from_numpy(columns[TEXT]) + 1])
-        maps[f"turn_inputs.{TEXT}.dense.bag.weight"] = {0: rows}
+        for attribute in SPARSE_ATTRIBUTES:  # the user's and the bot's texts share it
+            if attribute in columns:
+                maps[f"turn_inputs.{attribute}.dense.bag.weight"] = {0: rows}
         if old.model.config.label_action_text:  # the actions' texts share the vocabulary
             maps["label_text.dense.bag.weight"] = {0: rows}
     maps["label_input.weight"] = {1: positions_of(old.space.actions, featurizer.space.actions,

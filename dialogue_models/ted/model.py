@@ -27,14 +27,16 @@ What differs from Rasa, beyond the above: the other inputs are small dense multi
 their ``DenseForSparse`` is an ``nn.Linear`` (same maths, bias included). Not built: Rasa's text
 sequence transformer (``RasaSequenceLayer`` over the text's tokens; only sentence features are
 used here), user intent + text *summed* into one 50-wide user vector (here they are two
-concatenated parts), bot texts as turn features (``action_text``: a previous end-to-end bot
-utterance is an action of its own, one-hot as ``action_name``), and TED's entity recognition on
-the text. As a label, an utterance is one-hot and, with ``label_action_text`` (on in
-``model=ted_e2e``), also its words: the sentence features of the action's string in the user
-text's vocabulary (no sequence layer), encoded and summed with the one-hot encoding as Rasa
-sums label_action_name and label_action_text. In ``full_dialogue`` the sampled negatives
-come from labelled turns only (Rasa also samples padded ones before masking the loss), and a
-turn with both an intent and a text is its intent only (no text version).
+concatenated parts), and TED's entity recognition on the text. Bot texts as turn features
+(``action_text``, when the state featurizer has ``action_text``: ``model.prev_action_text``, on
+in ``model=ted_e2e``): the previous action is read by its string's sentence features, encoded as
+the user text is, instead of its one-hot ``action_name`` (which the featurizer then leaves out).
+As a label, an utterance is one-hot and, with ``label_action_text`` (on in ``model=ted_e2e``),
+also its words: the sentence features of the action's string in the user text's vocabulary (no
+sequence layer), encoded and summed with the one-hot encoding as Rasa sums label_action_name
+and label_action_text. In ``full_dialogue`` the sampled negatives come from labelled turns only
+(Rasa also samples padded ones before masking the loss), and a turn with both an intent and a
+text is its intent only (no text version).
 
 Shape legend: ``B`` batch, ``D`` dialogue turns, ``F`` features of one attribute, ``E`` hidden
 size, ``L`` labels (actions), ``N`` labelled positions in the batch.
@@ -61,9 +63,11 @@ from nlu_models.modules import (
 from nlu_models.modules.transformer import Packing
 
 # Turn attributes in the order their vectors are concatenated (Rasa: user, action, the rest).
-ATTRIBUTES = ("intent", "text", "action_name", "entities", "slots", "active_loop")
-TEXT = "text"                                   # the sparse one: a bag of sentence features
-ENCODED_ATTRIBUTES = ("intent", "text", "action_name")  # get Ffnn([encoding_dimension])
+ATTRIBUTES = ("intent", "text", "action_name", "action_text", "entities", "slots",
+              "active_loop")
+TEXT = "text"                                   # the user text: a bag of sentence features
+SPARSE_ATTRIBUTES = (TEXT, "action_text")       # bags of sentence features (user, bot texts)
+ENCODED_ATTRIBUTES = ("intent", "text", "action_name", "action_text")  # + Ffnn([encoding])
 MODES = ("max_history", "full_dialogue")
 IGNORE_INDEX = -100
 
@@ -77,7 +81,7 @@ class TEDConfig:
     mode: str = "max_history"          # "max_history" | "full_dialogue"
     # architecture (Rasa 3.6 TEDPolicy defaults)
     dense_dimension: int = 20          # per attribute and for label_action_name
-    dense_dimension_text: int = 128    # the user text's sparse → dense projection
+    dense_dimension_text: int = 128    # the texts' sparse → dense projection
     encoding_dimension: int = 50       # intent, action_name, label_action_name
     transformer_size: int = 128
     number_of_transformer_layers: int = 1
@@ -157,20 +161,31 @@ class TEDConfig:
 
 
 @dataclass
+class SparseBags:
+    """One sparse attribute of a batch: every turn's bag of sentence features back to back
+    (padded turns and turns without it: empty bags)."""
+
+    ids: Tensor                        # (nnz,) 1-based pipeline ids
+    values: Tensor                     # (nnz,)
+    offsets: Tensor                    # (B·D,) where each turn's bag starts
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "SparseBags":
+        return SparseBags(*(t.to(device, non_blocking=non_blocking)
+                            for t in (self.ids, self.values, self.offsets)))
+
+
+@dataclass
 class TEDInputs:
     """One padded batch. Turns are chronological and left-aligned (padding at the end).
 
-    An attribute's all-zero row at a turn means "absent at that turn" (as in Rasa, where such a
-    sub-state has no features): its encoded vector there is zeros.
+    An attribute's all-zero row (or empty bag) at a turn means "absent at that turn" (as in
+    Rasa, where such a sub-state has no features): its encoded vector there is zeros.
     """
 
     features: dict[str, Tensor]        # attribute → (B, D, F) float multi-hot / slot values
     dialogue_mask: Tensor              # (B, D) bool, True on real turns
     label_ids: Tensor | None = None    # (B,) max_history or (B, D) full_dialogue; -100 = none
-    # user texts' sentence features, every turn's bag back to back (padded turns: empty bags)
-    text_ids: Tensor | None = None     # (nnz,) 1-based pipeline ids
-    text_values: Tensor | None = None  # (nnz,)
-    text_offsets: Tensor | None = None  # (B·D,) where each turn's bag starts
+    bags: dict[str, SparseBags] = field(default_factory=dict)  # SPARSE_ATTRIBUTES present
 
     @property
     def lengths(self) -> Tensor:
@@ -179,11 +194,10 @@ class TEDInputs:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "TEDInputs":
         def move(t: Tensor) -> Tensor:
             return t.to(device, non_blocking=non_blocking)
-        def maybe(t: Tensor | None) -> Tensor | None:
-            return None if t is None else move(t)
         return TEDInputs({k: move(v) for k, v in self.features.items()},
-                         move(self.dialogue_mask), maybe(self.label_ids),
-                         maybe(self.text_ids), maybe(self.text_values), maybe(self.text_offsets))
+                         move(self.dialogue_mask),
+                         None if self.label_ids is None else move(self.label_ids),
+                         {k: b.to(device, non_blocking) for k, b in self.bags.items()})
 
 
 @dataclass
@@ -203,11 +217,11 @@ class TEDModel(nn.Module):
         super().__init__()
         self.config = c = config
         # -- per turn: each attribute → Linear (Rasa's DenseForSparse) [→ Ffnn encoding layer];
-        #    the user text → DenseForSparse on its bag → Ffnn encoding layer
+        #    the user and bot texts → DenseForSparse on their bags → Ffnn encoding layer
         self.turn_inputs = nn.ModuleDict({
             a: (_TextAttribute(c.feature_sizes[a], c.dense_dimension_text, c.encoding_dimension,
                                c.drop_rate, c.drop_rate_dialogue, c.connection_density)
-                if a == TEXT else
+                if a in SPARSE_ATTRIBUTES else
                 _TurnAttribute(c.feature_sizes[a], c.dense_dimension,
                                c.encoding_dimension if a in ENCODED_ATTRIBUTES else None,
                                c.drop_rate, c.drop_rate_dialogue, c.connection_density))
@@ -250,13 +264,14 @@ class TEDModel(nn.Module):
 
     # ---- dialogue side --------------------------------------------------------------------------
     def encode_turns(self, x: TEDInputs, packing: Packing | None = None) -> Tensor:
-        """concat[intent, text, action, entities, slots, active_loop] per turn →
-        (B, D, E_turn); with ``packing`` the real turns only, ``(N, E_turn)``."""
+        """concat[intent, text, action_name, action_text, entities, slots, active_loop] per
+        turn → (B, D, E_turn); with ``packing`` the real turns only, ``(N, E_turn)``."""
         self._check_features(x)
         parts = []
         for a in self.config.attributes:
-            if a == TEXT:
-                part = self.turn_inputs[a](x.text_ids, x.text_values, x.text_offsets,
+            if a in SPARSE_ATTRIBUTES:
+                bags = x.bags[a]
+                part = self.turn_inputs[a](bags.ids, bags.values, bags.offsets,
                                            x.dialogue_mask.shape)           # (B, D, E)
                 parts.append(packing.pack(part) if packing is not None else part)
             else:
@@ -389,15 +404,15 @@ class TEDModel(nn.Module):
 
     def _check_features(self, x: TEDInputs) -> None:
         expected = {a: self.config.feature_sizes[a] for a in self.config.attributes
-                    if a != TEXT}
+                    if a not in SPARSE_ATTRIBUTES}
         given = {a: t.shape[-1] for a, t in x.features.items() if t.shape[-1] > 0}
         if given != expected:
             raise ValueError(f"TED was built for features {expected} (attribute: width), "
                              f"the batch has {given}")
-        has_text = x.text_offsets is not None
-        if has_text != (TEXT in self.config.attributes):
-            raise ValueError(f"TED was built {'without' if has_text else 'with'} user text "
-                             f"features, the batch has {'some' if has_text else 'none'}")
+        sparse = [a for a in self.config.attributes if a in SPARSE_ATTRIBUTES]
+        if sorted(x.bags) != sorted(sparse):
+            raise ValueError(f"TED was built for the text features {sparse or 'none'}, the "
+                             f"batch has {sorted(x.bags) or 'none'}")
 
     # ---- regularisation -------------------------------------------------------------------------
     def regularized_parameters(self) -> list[nn.Parameter]:
@@ -427,9 +442,10 @@ class _TurnAttribute(nn.Module):
 
 
 class _TextAttribute(nn.Module):
-    """The user text's sentence features, as Rasa's ConcatenateSparseDenseFeatures for ``text``
-    (sparse input dropout → DenseForSparse → dropout) plus the ``Ffnn([encoding_dimension])``
-    encoding layer, on flat bags (no dense one-hot matrix). Turns without text give zeros."""
+    """A text's sentence features (the user's, the previous action's, an action label's), as
+    Rasa's ConcatenateSparseDenseFeatures for ``text`` (sparse input dropout → DenseForSparse →
+    dropout) plus the ``Ffnn([encoding_dimension])`` encoding layer, on flat bags (no dense
+    one-hot matrix). Turns without text give zeros."""
 
     def __init__(self, vocab_size: int, dense_dimension: int, encoding_dimension: int,
                  drop_rate: float, drop_rate_encoding: float, density: float) -> None:
@@ -466,5 +482,5 @@ def reverse_turns(x: Tensor, lengths: Tensor) -> Tensor:
     return x.gather(1, index.unsqueeze(-1).expand_as(x))                     # (B, D, E)
 
 
-__all__ = ["ATTRIBUTES", "MODES", "TEDConfig", "TEDInputs", "TEDModel", "TEDOutput",
-           "TEDPrediction", "reverse_turns"]
+__all__ = ["ATTRIBUTES", "MODES", "SPARSE_ATTRIBUTES", "SparseBags", "TEDConfig", "TEDInputs",
+           "TEDModel", "TEDOutput", "TEDPrediction", "reverse_turns"]

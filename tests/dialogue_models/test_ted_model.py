@@ -220,7 +220,7 @@ def test_tiny_stories_are_fitted(mode):
 @pytest.mark.parametrize("overrides, message", [
     ({"feature_sizes": {}}, "needs input features"),
     ({"feature_sizes": {"intent": 0}}, "needs input features"),
-    ({"feature_sizes": {"action_text": 3}}, "unknown TED feature attributes"),
+    ({"feature_sizes": {"bot_text": 3}}, "unknown TED feature attributes"),
     ({"e2e_confidence_threshold": 1.5}, "e2e_confidence_threshold must be in"),
     ({"num_actions": 0}, "num_actions must be >= 1"),
     ({"mode": "bidirectional"}, "mode must be one of"),
