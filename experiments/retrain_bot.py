@@ -14,12 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import experiments  # noqa: F401  (registers the config resolvers)
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from experiments import CONFIG_DIR
+from experiments import experiment_config
 
 __all__ = ["retrain_bundles", "retrain_config"]
 
@@ -32,15 +30,12 @@ def retrain_config(experiment: str, data_dir: Path, out: Path, epochs: int | Non
                    overrides: Sequence[str] = ()) -> DictConfig:
     """``configs/train.yaml`` with ``experiment=...``, its data read from ``data_dir``."""
     data = str(Path(data_dir).resolve())
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        probe = compose(config_name="train", overrides=[f"experiment={experiment}"])
-        dialogue = probe.get("task", "nlu") == "dialogue"
-        where = ([f"data.train={data}", "data.test=null"] if dialogue
-                 else [f"data.train.path={data}", "data.test=null", "data.max_examples=null"])
-        epochs_override = [f"trainer.max_epochs={epochs}"] if epochs else []
-        cfg = compose(config_name="train", overrides=[
-            f"experiment={experiment}", *where, *_COMMON, *epochs_override, *overrides])
+    GlobalHydra.instance().clear()  # the repository's configs, whatever composed before
+    dialogue = experiment_config(experiment).get("task", "nlu") == "dialogue"
+    where = ([f"data.train={data}", "data.test=null"] if dialogue
+             else [f"data.train.path={data}", "data.test=null", "data.max_examples=null"])
+    epochs_override = [f"trainer.max_epochs={epochs}"] if epochs else []
+    cfg = experiment_config(experiment, [*where, *_COMMON, *epochs_override, *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
     return cfg
