@@ -4,11 +4,12 @@ Reports conversation accuracy, action accuracy / weighted F1 (Rasa's own story_r
 Rasa, ours for dialab), training wall time and TED's time per epoch (ratios), and peak memory.
 
     python -m experiments.bench.rasa_core_compare --bot carbon --epochs 40
-    python -m experiments.bench.rasa_core_compare --bot financial --epochs 40
+    python -m experiments.bench.rasa_core_compare --bot financial --epochs 40 --bf16
 
 Rasa uses the bot's own config.yml policies with TED's epochs set to ``--epochs``; dialab's
 experiment config mirrors the same policies. Needs the anchor (``../shared/tools/rasa_anchor/
-install.sh``; venv at $RASA_VENV). The two trainings run one after the other, never at once.
+install.sh``; venv at $RASA_VENV). The trainings run one after the other, never at once.
+``--bf16`` adds a dialab run with ``trainer=cpu_bf16`` (bfloat16 autocast) and its ratios.
 """
 from __future__ import annotations
 
@@ -86,11 +87,11 @@ def _in_data_fraction(log: Path) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def run_dialab(bot_key: str, domain: Path, epochs: int, seed: int, work: Path
-               ) -> dict[str, Any]:
-    run_dir = work / "dialab"
-    result = train_dialab(f"ted_{bot_key}", epochs, seed, run_dir, work / "dialab_train.log",
-                          (f"data.domain={domain}",))
+def run_dialab(bot_key: str, domain: Path, epochs: int, seed: int, work: Path,
+               name: str = "dialab", overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    run_dir = work / name
+    result = train_dialab(f"ted_{bot_key}", epochs, seed, run_dir, work / f"{name}_train.log",
+                          (f"data.domain={domain}", *overrides))
     summary = json.loads((run_dir / "reports" / "summary.json").read_text())
     return {**result, "train_seconds": summary["train_seconds"],
             "ted_epoch_seconds": round(summary["train_seconds"] / epochs, 3),
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "bench")
     parser.add_argument("--skip-rasa", action="store_true", help="dialab only (no anchor)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also train dialab with trainer=cpu_bf16 (bfloat16 autocast) and "
+                             "report its ratios beside the default's")
     args = parser.parse_args(argv)
 
     folder, tests = BOTS[args.bot]
@@ -123,11 +127,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"dialab policies, TED {args.epochs} epochs ...", flush=True)
     dialab = run_dialab(args.bot, domain, args.epochs, args.seed, work)
     print(f"  done: {dialab}", flush=True)
+    variants: dict[str, Any] = {}
+    if args.bf16:
+        print(f"dialab policies with trainer=cpu_bf16, TED {args.epochs} epochs ...", flush=True)
+        bf16 = run_dialab(args.bot, domain, args.epochs, args.seed, work, "dialab_bf16",
+                          ("trainer=cpu_bf16",))
+        print(f"  done: {bf16}", flush=True)
+        variants["dialab_bf16"] = bf16
+        if rasa:
+            variants["ratios_bf16"] = ratios(rasa, bf16, "ted_epoch_seconds")
     result = {"bot": args.bot, "epochs": args.epochs, "seed": args.seed, "date": started,
               "machine": machine_info(),
               "command": " ".join(["python -m experiments.bench.rasa_core_compare",
                                    *(argv if argv is not None else sys.argv[1:])]),
-              "rasa": rasa, "dialab": dialab}
+              "rasa": rasa, "dialab": dialab, **variants}
     if rasa:
         result["ratios"] = ratios(rasa, dialab, "ted_epoch_seconds")
     out_file = args.out / f"rasa_core_compare_{args.bot}_{args.epochs}ep.json"
