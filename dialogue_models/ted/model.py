@@ -60,7 +60,7 @@ from nlu_models.modules import (
     TransformerEncoder,
     kernel_parameters,
 )
-from nlu_models.modules.transformer import Packing
+from nlu_models.modules.transformer import Packing, row_multiple
 
 # Turn attributes in the order their vectors are concatenated (Rasa: user, action, the rest).
 ATTRIBUTES = ("intent", "text", "action_name", "action_text", "entities", "slots",
@@ -289,7 +289,7 @@ class TEDModel(nn.Module):
         are ~2/3 padding); the results equal the padded computation's."""
         mask = x.dialogue_mask
         max_history = self.config.mode == "max_history"
-        packing = Packing(mask) if self.training else None
+        packing = Packing(mask, row_multiple(mask.device.type)) if self.training else None
         turns = self.encode_turns(x, packing)                               # (B, D | N, E_turn)
         if max_history:  # current turn at 0
             turns = turns[_reversed_rows(packing, x.lengths)] if packing is not None \
@@ -466,11 +466,14 @@ class _TextAttribute(nn.Module):
 
 
 def _reversed_rows(packing: Packing, lengths: Tensor) -> Tensor:
-    """For the packed rows of a prefix mask, ``(N,)``: which packed row holds each row's turn
-    after :func:`reverse_turns` (turn ``t`` of ``b`` ← turn ``lengths[b] − 1 − t``)."""
-    rows, turns = packing.index // packing.shape[1], packing.positions     # (N,), (N,)
+    """For the packed rows of a prefix mask, ``(N',)``: which packed row holds each row's turn
+    after :func:`reverse_turns` (turn ``t`` of ``b`` ← turn ``lengths[b] − 1 − t``); the rows
+    that only round the count up (:class:`Packing`'s ``multiple``) stay where they are."""
+    rows, turns = packing.index // packing.shape[1], packing.index % packing.shape[1]  # (N,)
     starts = lengths.cumsum(0) - lengths                                     # (B,)
-    return starts[rows] + lengths[rows] - 1 - turns                          # (N,)
+    reversed_rows = starts[rows] + lengths[rows] - 1 - turns                 # (N,)
+    extra = torch.arange(packing.count, packing.rows.numel(), device=lengths.device)
+    return torch.cat([reversed_rows, extra])                                 # (N',)
 
 
 def reverse_turns(x: Tensor, lengths: Tensor) -> Tensor:

@@ -35,6 +35,7 @@ from nlu_models.modules import (
     SparseDropout,
     TransformerEncoder,
     kernel_parameters,
+    rows_rounded,
     time_major,
 )
 
@@ -346,7 +347,7 @@ class DIETModel(nn.Module):
         if head != "entity":
             one_hot = F.one_hot(entity_tags, self.config.num_entity_tags).to(tokens.dtype)
             tokens = torch.cat([tokens, self.entity_tag_embed(one_hot)], dim=-1)
-        return self.tag_logits[head](tokens)                                   # (..., tags)
+        return rows_rounded(self.tag_logits[head], tokens)                     # (..., tags)
 
     def _tag_losses(self, hidden: Tensor, x: DIETInputs) -> dict[str, Tensor]:
         """Each CRF head's mean negative log-likelihood over the batch. The heads see only the

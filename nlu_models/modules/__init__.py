@@ -15,6 +15,7 @@ from nlu_models.modules.transformer import (
     MultiHeadAttention,
     TransformerEncoder,
     TransformerEncoderLayer,
+    rows_rounded,
     sinusoidal_positions,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "check_l2_mode",
     "kernel_parameters",
     "predicted_label_sets",
+    "rows_rounded",
     "sinusoidal_positions",
     "time_major",
 ]

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nlu_models.modules.transformer import Packing
+from nlu_models.modules.transformer import Packing, rows_rounded
 from nlu_models.modules import (
     CRF,
     DenseForSparse,
@@ -282,6 +282,65 @@ def test_packed_training_with_first_only_and_packed_inputs(relative, unidirectio
     torch.testing.assert_close(full, encoder.train()(batch, pad_mask))
     evaluated = encoder.eval()(packing.pack(batch), pad_mask, packed=packing)  # unpacked first
     torch.testing.assert_close(evaluated[pad_mask], encoder(batch, pad_mask)[pad_mask])
+
+
+def test_packing_rounds_the_rows_up_and_the_extra_rows_change_nothing():
+    """``Packing(mask, multiple)`` adds rows up to the multiple (bfloat16 autocast's row
+    rounding); unpack drops them, and a packed training pass gives the same outputs and
+    gradients as without them."""
+    pad_mask = torch.tensor([[True] * 4 + [False] * 3, [True] * 7, [True] * 2 + [False] * 5])
+    batch = torch.randn(3, 7, FEATURES)
+    plain, rounded = Packing(pad_mask), Packing(pad_mask, multiple=8)
+    assert plain.pack(batch).shape == (13, FEATURES)
+    assert rounded.pack(batch).shape == (16, FEATURES) and rounded.count == 13
+    assert rounded.positions.tolist()[:13] == plain.positions.tolist()
+    torch.testing.assert_close(rounded.unpack(rounded.pack(batch)), batch * pad_mask[..., None])
+    encoder = _encoder(relative=False, unidirectional=False)
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    results = []
+    for packing in (plain, rounded):
+        encoder.zero_grad()
+        out = encoder.train()(packing.pack(batch), pad_mask, packed=packing)
+        out.sum().backward()
+        results.append((out, [p.grad.clone() for p in encoder.parameters()]))
+    (want, want_grads), (got, got_grads) = results
+    torch.testing.assert_close(got, want)
+    for g, w in zip(got_grads, want_grads):
+        torch.testing.assert_close(g, w)
+
+
+def test_rows_rounded_pads_packed_rows_under_cpu_autocast_only():
+    seen = []
+    layer = torch.nn.Linear(FEATURES, 3)
+    recording = torch.nn.Sequential(torch.nn.Identity(), layer)
+    recording[0].register_forward_hook(lambda module, args, out: seen.append(out.shape[0]))
+    x = torch.randn(13, FEATURES)
+    torch.testing.assert_close(rows_rounded(recording, x), layer(x))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = rows_rounded(recording, x)
+        want = layer(x)
+    assert out.shape == (13, 3)
+    torch.testing.assert_close(out, want, atol=2e-2, rtol=2e-2)  # bfloat16 products
+    assert seen == [13, 32]
+    assert rows_rounded(recording, torch.randn(2, 13, FEATURES)).shape == (2, 13, 3)
+
+
+@pytest.mark.parametrize("unidirectional", [False, True])
+def test_training_attention_weights_come_only_when_asked_for(unidirectional):
+    """Training attends with the fused kernel unless the weights are wanted; both give the
+    same outputs."""
+    encoder = _encoder(relative=False, unidirectional=unidirectional).train()
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    batch = torch.randn(3, 7, FEATURES)
+    pad_mask = torch.tensor([[True] * 4 + [False] * 3, [True] * 7, [True] * 2 + [False] * 5])
+    fused = encoder(batch, pad_mask)
+    out, weights = encoder(batch, pad_mask, return_attention=True)
+    assert len(weights) == encoder.num_layers and weights[0].shape == (3, 4, 7, 7)
+    torch.testing.assert_close(fused, out, atol=1e-5, rtol=1e-5)
 
 
 def test_unidirectional_encoder_is_causal():
