@@ -119,3 +119,31 @@ def test_model_defaults_equal_rasa():
     assert cfg.model.training.regularization_constant == 0.002
     assert list(cfg.data.batch_size) == [64, 256] and cfg.data.batch_strategy == "balanced"
     assert cfg.trainer.max_epochs == 100
+
+
+def test_the_diet_paper_config_builds_the_papers_sparse_only_model(tmp_path):
+    """model=diet_paper (the DIET paper's sparse-only NLU-Benchmark setting) builds what its
+    comment says: only word and char_wb 1-5 counts, a 512-wide sparse projection, dense layers,
+    no extra projection to concat_dimension, and the experiment's BIO tags and batches."""
+    from omegaconf import OmegaConf
+
+    from experiments.train import build_datamodule
+    from nlu_models.diet.lit_module import DIETLitModule
+    from nlu_models.modules.dense import RandomlyConnectedDense
+
+    cfg = compose_config("train", ["data=demo_bot", "model=diet_paper"], tmp_path)
+    datamodule = build_datamodule(cfg.data, show_progress=False).prepare()
+    pipeline = datamodule.pipeline
+    assert [type(f).__name__ for f in pipeline.sparse] == ["CountVectorsFeaturizer"] * 2
+    assert pipeline.dense is None and pipeline.sparse[1].max_ngram == 5
+    model = DIETLitModule.for_data(datamodule,
+                                   model=OmegaConf.to_container(cfg.model.config)).model
+    assert model.seq_input.dense_for_sparse.out_features == 512 and model.same_width
+    layers = [m for m in model.modules() if isinstance(m, RandomlyConnectedDense)]
+    assert layers and all(m.mask is None for m in layers)  # weight_sparsity 0
+    assert not model.config.constrain_similarities and not model.config.use_dense_input_dropout
+
+    experiment = compose_config("train", ["experiment=diet_hwu64_paper"], tmp_path)
+    assert experiment.model.name == "diet_paper" and experiment.data.scheme == "BIO"
+    assert list(experiment.data.batch_size) == [64, 128]
+    assert experiment.trainer.max_epochs == 200 and experiment.lenient_entities
