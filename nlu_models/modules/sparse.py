@@ -11,6 +11,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from nlu_models.modules.regularization import keep_mask
+
 
 class SparseDropout(nn.Module):
     """Rasa's ``SparseDropout``: zero each stored entry with probability ``rate``, no rescaling.
@@ -27,8 +29,7 @@ class SparseDropout(nn.Module):
     def forward(self, values: Tensor) -> Tensor:
         if not self.training or self.rate == 0.0:
             return values
-        keep = torch.rand_like(values, dtype=torch.float) >= self.rate  # (..., K)
-        return values * keep
+        return values * keep_mask(values.shape, self.rate, values.device)  # (..., K)
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"

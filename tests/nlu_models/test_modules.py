@@ -711,3 +711,52 @@ def test_dropout_keeps_1_minus_p_of_the_elements_and_rescales_them():
     torch.testing.assert_close(x.grad, y.detach())  # the gradient goes through the same mask
     assert torch.equal(dropout.eval()(x), x)
     assert not Dropout(1.0)(x).any()
+
+
+def _splitmix64(state: int) -> int:
+    """splitmix64's output for one counter state, in plain unsigned Python arithmetic."""
+    mask = (1 << 64) - 1
+    z = state & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def test_hashed_draws_are_splitmix64_cut_into_16_bit_pieces():
+    import sys
+
+    from nlu_models.modules.regularization import hashed_draws
+
+    seed = 2 ** 61 + 12345
+    draws = hashed_draws(seed, 10)  # three 64-bit outputs, the last one used in part
+    assert draws.dtype == torch.int16 and draws.shape == (10,)
+    expected = []
+    for i in range(1, 4):
+        value = _splitmix64(seed + i * 0x9E3779B97F4A7C15)
+        expected += [int.from_bytes(value.to_bytes(8, sys.byteorder)[k:k + 2], sys.byteorder,
+                                    signed=True) for k in (0, 2, 4, 6)]
+    assert draws.tolist() == expected[:10]
+
+
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.5, 0.9])
+def test_keep_mask_keeps_1_minus_p_everywhere_and_follows_the_torch_seed(p):
+    from nlu_models.modules.regularization import HASHED_MASK_MIN, keep_mask
+
+    shape = (400, 1000)
+    assert math.prod(shape) >= HASHED_MASK_MIN  # the counter-hash path
+    torch.manual_seed(3)
+    mask = keep_mask(shape, p, "cpu")
+    assert mask.dtype == torch.bool and mask.shape == shape
+    rows = mask.float().mean(1)
+    assert abs(mask.float().mean().item() - (1 - p)) < 0.003
+    assert abs(rows[:200].mean() - rows[200:].mean()) < 0.005      # no drift along the tensor
+    flat = mask.flatten().float()
+    lanes = flat.view(-1, 4)  # the four draws cut from one 64-bit output, and their neighbours
+    for a, b in ((0, 1), (1, 2), (2, 3)):
+        assert abs(torch.corrcoef(lanes[:, [a, b]].T)[0, 1]) < 0.01
+    assert abs(torch.corrcoef(torch.stack([flat[:-4], flat[4:]]))[0, 1]) < 0.01
+    torch.manual_seed(3)
+    assert torch.equal(keep_mask(shape, p, "cpu"), mask)       # torch.manual_seed fixes it
+    assert not torch.equal(keep_mask(shape, p, "cpu"), mask)   # and the next call differs
+    small = keep_mask((50, 50), p, "cpu")                      # torch.rand's path
+    assert abs(small.float().mean().item() - (1 - p)) < 0.04
