@@ -125,8 +125,6 @@ def test_the_diet_paper_config_builds_the_papers_sparse_only_model(tmp_path):
     """model=diet_paper (the DIET paper's sparse-only NLU-Benchmark setting) builds what its
     comment says: only word and char_wb 1-5 counts, a 512-wide sparse projection, dense layers,
     no extra projection to concat_dimension, and the experiment's BIO tags and batches."""
-    from omegaconf import OmegaConf
-
     from experiments.train import build_datamodule
     from nlu_models.diet.lit_module import DIETLitModule
     from nlu_models.modules.dense import RandomlyConnectedDense
