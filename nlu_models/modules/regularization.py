@@ -105,7 +105,7 @@ def _shifted(z: torch.Tensor, bits: int) -> torch.Tensor:
 
 class Dropout(nn.Dropout):
     """``nn.Dropout`` with a cheaper mask: :func:`keep_mask` (random numbers on every thread)
-    scaled in place instead of ``bernoulli_`` (on CPU one thread, ~2.7× ``uniform_``'s time).
+    scaled in place, instead of ``bernoulli_`` (on CPU: one thread, ~2.7× ``uniform_``'s time).
     Same scaling: each element is kept with probability ``1 − p`` (to 2⁻¹⁶) and scaled by
     ``1 / (1 − p)``."""
 
